@@ -1,0 +1,14 @@
+"""Settings read from the environment, in this one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_STORE = Path("parkloop-store")
+STORE_ENV = "PARKLOOP_STORE"
+
+
+def default_store_path() -> Path:
+    """The store directory: ``$PARKLOOP_STORE`` if set, else ``./parkloop-store``."""
+    return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE)

@@ -1,0 +1,83 @@
+"""One error tree for parkloop; the CLI and the HTTP layer map it to messages in one place each.
+
+    ParkloopError
+    ├── StoreError                  the store directory or its database
+    │   ├── StoreNotFound           no store where one was expected
+    │   ├── StoreLocked             another process holds the store's write lock
+    │   └── StoreVersionError       the store was written by an incompatible schema version
+    ├── RejectedInput               input refused as a whole (one-line reason for the caller)
+    │   ├── InvalidBatch            a batch that cannot even be keyed (bad device or batch id)
+    │   ├── BatchConflict           a different batch under a (device_id, batch_id) already stored
+    │   └── SourceError             an import source that cannot be read at all
+    ├── FactsError                  rules versions and the facts engine
+    ├── RegistryError               model registry
+    └── ServingError                the REST service
+
+Events that fail validation are *not* errors: they are quarantined with their reason and the
+rest of their batch is stored (see :mod:`parkloop.raw.validate`).
+"""
+
+from __future__ import annotations
+
+
+class ParkloopError(Exception):
+    """Base of every error parkloop raises on purpose."""
+
+
+class StoreError(ParkloopError):
+    """The store directory or its database cannot be used."""
+
+
+class StoreNotFound(StoreError):
+    """No store exists at the given path."""
+
+
+class StoreLocked(StoreError):
+    """Another process has the store open for writing."""
+
+
+class StoreVersionError(StoreError):
+    """The store's schema version is not one this parkloop can read."""
+
+
+class RejectedInput(ParkloopError):
+    """Input refused as a whole, with a reason the caller can act on."""
+
+
+class InvalidBatch(RejectedInput):
+    """A batch whose device id or batch id is unusable, so it cannot be stored or quarantined."""
+
+    def __init__(self, message: str, *, device_id: str | None = None, batch_id: str | None = None):
+        super().__init__(message)
+        self.device_id = device_id
+        self.batch_id = batch_id
+
+
+class BatchConflict(RejectedInput):
+    """A batch id reused for different content on the same device."""
+
+    def __init__(self, device_id: str, batch_id: str, stored_hash: str, new_hash: str):
+        super().__init__(
+            f"batch {batch_id!r} of device {device_id!r} is already stored with different "
+            f"content (stored {stored_hash[:12]}, sent {new_hash[:12]}); use a new batch id"
+        )
+        self.device_id = device_id
+        self.batch_id = batch_id
+        self.stored_hash = stored_hash
+        self.new_hash = new_hash
+
+
+class SourceError(RejectedInput):
+    """An import source (file, folder, archive) that cannot be read at all."""
+
+
+class FactsError(ParkloopError):
+    """Rules versions and fact building."""
+
+
+class RegistryError(ParkloopError):
+    """The model registry."""
+
+
+class ServingError(ParkloopError):
+    """The REST service."""

@@ -1,0 +1,1 @@
+"""Facts: deterministic stops, trips, legs and places from raw events (issue 3)."""

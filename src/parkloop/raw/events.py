@@ -1,0 +1,289 @@
+"""Batches of raw events as sent: one Arrow table per event kind, plus events that could not even
+be typed. Every source (JSON over HTTP or file, GeoLife, the simulator) produces an
+:class:`EventBatch`; :mod:`parkloop.raw.validate` and :mod:`parkloop.raw.log` take it from there.
+
+>>> b = parse_events("phone-1", "b1", [
+...     {"kind": "fix", "t": "2026-01-05T08:00:00Z", "lat": 52.5, "lon": 13.4},
+...     {"kind": "teleport", "t": 0},
+... ])
+>>> b.n_events, b.tables["fix"].num_rows, b.rejects.column("reason").to_pylist()
+(2, 1, ['unknown_kind'])
+>>> b.digest() == parse_events("phone-1", "b1", [
+...     {"lat": 52.5, "lon": 13.4, "kind": "fix", "t": 1767600000000},
+...     {"t": 0, "kind": "teleport"},
+... ]).digest()
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+from pydantic.functional_validators import BeforeValidator
+
+from parkloop.errors import InvalidBatch
+from parkloop.raw.schema import BY_NAME, KINDS, QUARANTINE_SCHEMA
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+"""Device and batch ids: 1-128 characters, letters, digits and ``. _ : @ -``."""
+
+SOURCES = ("api", "file", "geolife", "simulator")
+
+
+def check_id(what: str, value: object) -> str:
+    """Return ``value`` if it is a usable device or batch id, else raise :class:`InvalidBatch`."""
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise InvalidBatch(
+            f"{what} {value!r} is not valid: use 1-128 letters, digits or . _ : @ - "
+            "(starting with a letter or digit)")
+    return value
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """One batch of one device's events, as sent, before validation.
+
+    ``tables`` maps a kind name to a table with exactly that kind's Arrow schema; ``rejects``
+    holds events that could not be typed at all (``QUARANTINE_SCHEMA``). Every event has a
+    distinct ``seq``: its position in what was sent.
+    """
+
+    device_id: str
+    batch_id: str
+    source: str
+    tables: Mapping[str, pa.Table]
+    rejects: pa.Table = field(default_factory=QUARANTINE_SCHEMA.empty_table)
+    origin: str | None = None
+    """Where a file-borne batch came from (a path); quarantined events cite ``origin:seq``."""
+
+    def __post_init__(self) -> None:
+        check_id("device_id", self.device_id)
+        check_id("batch_id", self.batch_id)
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown source {self.source!r}; known: {', '.join(SOURCES)}")
+        for name, table in self.tables.items():
+            kind = BY_NAME.get(name)
+            if kind is None:
+                raise ValueError(f"unknown event kind {name!r}")
+            if not table.schema.equals(kind.arrow_schema):
+                raise ValueError(f"{name} table schema differs from the {name} kind's schema")
+        if not self.rejects.schema.equals(QUARANTINE_SCHEMA):
+            raise ValueError("rejects table schema differs from QUARANTINE_SCHEMA")
+        seqs = [np.asarray(t.column("seq")) for t in (*self.tables.values(), self.rejects)]
+        flat = np.concatenate(seqs) if seqs else np.empty(0, np.int64)
+        if len(np.unique(flat)) != len(flat):
+            raise ValueError(f"batch {self.batch_id!r}: event seq numbers are not distinct")
+
+    @classmethod
+    def of(cls, device_id: str, batch_id: str, source: str,
+           tables: Mapping[str, pa.Table | Mapping[str, Any]],
+           rejects: pa.Table | None = None, origin: str | None = None) -> EventBatch:
+        """Build a batch, casting each kind's columns (a table or a dict of columns) to its
+        schema; kinds absent from ``tables`` have no events."""
+        typed = {}
+        for name, cols in tables.items():
+            kind = BY_NAME[name]
+            table = cols if isinstance(cols, pa.Table) else pa.table(dict(cols))
+            typed[name] = pa.table(
+                [table.column(c).cast(kind.arrow_schema.field(c).type) if c in table.column_names
+                 else pa.nulls(table.num_rows, kind.arrow_schema.field(c).type)
+                 for c in kind.column_names], schema=kind.arrow_schema)
+        return cls(device_id, batch_id, source, typed,
+                   QUARANTINE_SCHEMA.empty_table() if rejects is None else rejects, origin)
+
+    @property
+    def n_events(self) -> int:
+        return sum(t.num_rows for t in self.tables.values()) + self.rejects.num_rows
+
+    def digest(self) -> str:
+        """Content hash of the batch as sent (blake2b-128, hex): what makes a retry a retry.
+
+        Computed from the typed columns of every kind in schema order and from the seq and
+        payload of untyped events, so key order in JSON and chunking of Arrow arrays do not
+        matter, while any change of any value does.
+        """
+        h = hashlib.blake2b(b"parkloop-batch-v1", digest_size=16)
+        for kind in KINDS:
+            table = self.tables.get(kind.name)
+            if table is None or table.num_rows == 0:
+                continue
+            h.update(f"\x00kind:{kind.name}:{table.num_rows}".encode())
+            table = table.sort_by("seq")
+            for name in kind.column_names:
+                h.update(f"\x00col:{name}".encode())
+                _update_column(h, table.column(name))
+        if self.rejects.num_rows:
+            rejects = self.rejects.sort_by("seq")
+            h.update(f"\x00rejects:{rejects.num_rows}".encode())
+            _update_column(h, rejects.column("seq"))
+            _update_column(h, rejects.column("payload"))
+        return h.hexdigest()
+
+
+def _update_column(h: Any, column: pa.ChunkedArray) -> None:
+    arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    valid = np.asarray(arr.is_valid()) if arr.null_count else None
+    h.update(b"\x01" if valid is None else b"\x02" + np.packbits(valid).tobytes())
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        filled = pc.fill_null(arr, "").cast(pa.large_string())
+        lengths = np.asarray(pc.binary_length(filled), dtype=np.int64)
+        offsets = np.frombuffer(filled.buffers()[1], np.int64)[
+            filled.offset:filled.offset + len(filled) + 1]
+        data = filled.buffers()[2]
+        h.update(lengths.tobytes())
+        if data is not None:
+            h.update(memoryview(data)[int(offsets[0]):int(offsets[-1])])
+    else:
+        values = np.asarray(pc.fill_null(arr, False if pa.types.is_boolean(arr.type) else 0))
+        if values.dtype.kind == "f":
+            values = np.where(np.isnan(values), np.nan, values)  # one NaN bit pattern
+        h.update(np.ascontiguousarray(values).tobytes())
+
+
+# --- JSON events -------------------------------------------------------------------------------
+
+def _to_ms(value: object) -> object:
+    """Times in JSON: int ms since epoch, or an ISO 8601 string with a UTC offset."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not an ISO 8601 time") from None
+        if parsed.tzinfo is None:
+            raise ValueError("time without a UTC offset (add Z or +HH:MM)")
+        return int(parsed.timestamp() * 1000)
+    return value
+
+
+Millis = Annotated[StrictInt, BeforeValidator(_to_ms)]
+Number = StrictFloat  # strict: accepts ints and floats, refuses strings and booleans
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    t: Millis
+
+
+class _Fix(_Event):
+    kind: Literal["fix"]
+    lat: Number
+    lon: Number
+    accuracy_m: Number | None = None
+    speed_mps: Number | None = None
+    bearing_deg: Number | None = None
+    altitude_m: Number | None = None
+    provider: StrictStr | None = None
+
+
+class _Activity(_Event):
+    kind: Literal["activity"]
+    activity: StrictStr
+    confidence: Number | None = None
+
+
+class _VehicleLink(_Event):
+    kind: Literal["vehicle_link"]
+    connected: StrictBool
+    link: StrictStr
+    vehicle: StrictStr | None = None
+
+
+class _Label(_Event):
+    kind: Literal["label"]
+    start: Millis
+    end: Millis
+    mode: StrictStr
+
+
+class _Feedback(_Event):
+    kind: Literal["feedback"]
+    parked_at: Millis
+    lat: Number
+    lon: Number
+    parked: StrictBool
+    model_version: StrictStr | None = None
+    rules_version: StrictStr | None = None
+
+
+_MODELS: dict[str, type[_Event]] = {
+    "fix": _Fix, "activity": _Activity, "vehicle_link": _VehicleLink, "label": _Label,
+    "feedback": _Feedback}
+_RENAMES = {"t": "t_ms", "start": "start_ms", "end": "end_ms", "parked_at": "parked_at_ms"}
+
+
+def json_payload(event: object) -> str:
+    """The canonical JSON text of an event as sent (sorted keys), kept in quarantine."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def parse_events(device_id: str, batch_id: str, events: Sequence[object], *,
+                 source: str = "api") -> EventBatch:
+    """Type a JSON batch: each event becomes a row of its kind, or a reject with its reasons.
+
+    Field names in JSON are those of the schema with times as ``t``, ``start``, ``end`` and
+    ``parked_at`` (int ms since epoch or ISO 8601 with offset). Values are range-checked later,
+    by :func:`parkloop.raw.validate.validate`, the same way for every source.
+    """
+    check_id("device_id", device_id)
+    check_id("batch_id", batch_id)
+    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in _MODELS}
+    rejects: list[dict[str, Any]] = []
+    for seq, event in enumerate(events):
+        kind = event.get("kind") if isinstance(event, dict) else None
+        model = _MODELS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            reason, detail = ("not_an_object", "an event must be a JSON object") \
+                if not isinstance(event, dict) else \
+                ("unknown_kind", f"kind {kind!r} is not one of {', '.join(_MODELS)}")
+            rejects.append(_reject(seq, kind, reason, detail, event))
+            continue
+        try:
+            parsed = model.model_validate(event)
+        except ValidationError as exc:
+            reason, detail = _explain(exc)
+            rejects.append(_reject(seq, kind, reason, detail, event))
+            continue
+        row = {_RENAMES.get(k, k): v for k, v in parsed.model_dump(exclude={"kind"}).items()}
+        row["seq"] = seq
+        rows[kind].append(row)
+    tables = {k: pa.Table.from_pylist(r, schema=BY_NAME[k].arrow_schema)
+              for k, r in rows.items() if r}
+    return EventBatch(device_id, batch_id, source, tables,
+                      pa.Table.from_pylist(rejects, schema=QUARANTINE_SCHEMA))
+
+
+def _reject(seq: int, kind: object, reason: str, detail: str, event: object) -> dict[str, Any]:
+    return {"seq": seq, "kind": kind if isinstance(kind, str) else None, "reason": reason,
+            "detail": detail, "source_ref": None, "payload": json_payload(event)}
+
+
+def _explain(exc: ValidationError) -> tuple[str, str]:
+    """Every problem of one event, as stable reason codes and one sentence."""
+    codes, parts = [], []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-",)))
+        where = where.split(".")[0] if where else "event"
+        code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(
+            err["type"], "wrong_type")
+        codes.append(code)
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return ";".join(dict.fromkeys(codes)), "; ".join(dict.fromkeys(parts))
