@@ -73,6 +73,7 @@ class EventBatch:
     rejects: pa.Table = field(default_factory=QUARANTINE_SCHEMA.empty_table)
     origin: str | None = None
     """Where a file-borne batch came from (a path); quarantined events cite ``origin:seq``."""
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_id("device_id", self.device_id)
@@ -87,9 +88,11 @@ class EventBatch:
                 raise ValueError(f"{name} table schema differs from the {name} kind's schema")
         if not self.rejects.schema.equals(QUARANTINE_SCHEMA):
             raise ValueError("rejects table schema differs from QUARANTINE_SCHEMA")
-        seqs = [np.asarray(t.column("seq")) for t in (*self.tables.values(), self.rejects)]
-        flat = np.concatenate(seqs) if seqs else np.empty(0, np.int64)
-        if len(np.unique(flat)) != len(flat):
+        seqs = [np.asarray(t.column("seq")) for t in (*self.tables.values(), self.rejects)
+                if t.num_rows]
+        distinct = (len(seqs) == 0 or (len(seqs) == 1 and bool(np.all(np.diff(seqs[0]) > 0)))
+                    or len(np.unique(np.concatenate(seqs))) == sum(map(len, seqs)))
+        if not distinct:
             raise ValueError(f"batch {self.batch_id!r}: event seq numbers are not distinct")
 
     @classmethod
@@ -100,12 +103,16 @@ class EventBatch:
         schema; kinds absent from ``tables`` have no events."""
         typed = {}
         for name, cols in tables.items():
-            kind = BY_NAME[name]
+            schema = BY_NAME[name].arrow_schema
             table = cols if isinstance(cols, pa.Table) else pa.table(dict(cols))
-            typed[name] = pa.table(
-                [table.column(c).cast(kind.arrow_schema.field(c).type) if c in table.column_names
-                 else pa.nulls(table.num_rows, kind.arrow_schema.field(c).type)
-                 for c in kind.column_names], schema=kind.arrow_schema)
+            arrays = []
+            for f in schema:
+                if f.name not in table.column_names:
+                    arrays.append(pa.nulls(table.num_rows, f.type))
+                else:
+                    col = table.column(f.name)
+                    arrays.append(col if col.type == f.type else col.cast(f.type))
+            typed[name] = pa.Table.from_arrays(arrays, schema=schema)
         return cls(device_id, batch_id, source, typed,
                    QUARANTINE_SCHEMA.empty_table() if rejects is None else rejects, origin)
 
@@ -114,48 +121,91 @@ class EventBatch:
         return sum(t.num_rows for t in self.tables.values()) + self.rejects.num_rows
 
     def digest(self) -> str:
-        """Content hash of the batch as sent (blake2b-128, hex): what makes a retry a retry.
+        """Content hash of the batch as sent (SHA-256, hex): what makes a retry a retry.
 
         Computed from the typed columns of every kind in schema order and from the seq and
         payload of untyped events, so key order in JSON and chunking of Arrow arrays do not
-        matter, while any change of any value does.
+        matter, while any change of any value does. See :func:`digests`.
         """
-        h = hashlib.blake2b(b"parkloop-batch-v1", digest_size=16)
-        for kind in KINDS:
-            table = self.tables.get(kind.name)
-            if table is None or table.num_rows == 0:
-                continue
-            h.update(f"\x00kind:{kind.name}:{table.num_rows}".encode())
-            table = table.sort_by("seq")
-            for name in kind.column_names:
-                h.update(f"\x00col:{name}".encode())
-                _update_column(h, table.column(name))
-        if self.rejects.num_rows:
-            rejects = self.rejects.sort_by("seq")
-            h.update(f"\x00rejects:{rejects.num_rows}".encode())
-            _update_column(h, rejects.column("seq"))
-            _update_column(h, rejects.column("payload"))
-        return h.hexdigest()
+        return digests([self])[0]
 
 
-def _update_column(h: Any, column: pa.ChunkedArray) -> None:
-    arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    valid = np.asarray(arr.is_valid()) if arr.null_count else None
-    h.update(b"\x01" if valid is None else b"\x02" + np.packbits(valid).tobytes())
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-        filled = pc.fill_null(arr, "").cast(pa.large_string())
-        lengths = np.asarray(pc.binary_length(filled), dtype=np.int64)
-        offsets = np.frombuffer(filled.buffers()[1], np.int64)[
-            filled.offset:filled.offset + len(filled) + 1]
-        data = filled.buffers()[2]
-        h.update(lengths.tobytes())
-        if data is not None:
-            h.update(memoryview(data)[int(offsets[0]):int(offsets[-1])])
-    else:
-        values = np.asarray(pc.fill_null(arr, False if pa.types.is_boolean(arr.type) else 0))
-        if values.dtype.kind == "f":
-            values = np.where(np.isnan(values), np.nan, values)  # one NaN bit pattern
-        h.update(np.ascontiguousarray(values).tobytes())
+def digests(batches: Sequence[EventBatch]) -> list[str]:
+    """:meth:`EventBatch.digest` of many batches at once: each column is converted once for
+    all batches, then hashed slice by slice (an import hashes thousands of batches). Each
+    batch keeps its digest, so hashing can happen where the batch is made (in parallel)."""
+    todo = [b for b in batches if b._digest is None]
+    for batch, digest in zip(todo, _compute_digests(todo), strict=True):
+        object.__setattr__(batch, "_digest", digest)
+    return [b._digest for b in batches]  # type: ignore[misc]
+
+
+def _compute_digests(batches: Sequence[EventBatch]) -> list[str]:
+    hashes = [hashlib.sha256(b"parkloop-batch-v1") for _ in batches]
+    parts: list[tuple[str, tuple[str, ...], list[pa.Table], list[int]]] = []
+    for kind in KINDS:
+        owned = [(i, b.tables[kind.name]) for i, b in enumerate(batches)
+                 if kind.name in b.tables and b.tables[kind.name].num_rows]
+        parts.append((f"kind:{kind.name}", kind.column_names,
+                      [t for _, t in owned], [i for i, _ in owned]))
+    owned = [(i, b.rejects) for i, b in enumerate(batches) if b.rejects.num_rows]
+    parts.append(("rejects", ("seq", "payload"), [t for _, t in owned], [i for i, _ in owned]))
+    for label, columns, tables, owners in parts:
+        if not tables:
+            continue
+        tables = [t if _sorted(t) else t.sort_by("seq") for t in tables]
+        bounds = np.cumsum([0] + [t.num_rows for t in tables])
+        for i, n in zip(owners, np.diff(bounds), strict=True):
+            hashes[i].update(f"\x00{label}:{n}".encode())
+        whole = pa.concat_tables([t.select(list(columns)) for t in tables])
+        for name in columns:
+            col = _Canonical(whole.column(name))
+            for k, i in enumerate(owners):
+                hashes[i].update(f"\x00col:{name}".encode())
+                col.update(hashes[i], int(bounds[k]), int(bounds[k + 1]))
+    return [h.hexdigest() for h in hashes]
+
+
+def _sorted(table: pa.Table) -> bool:
+    return bool(np.all(np.diff(np.asarray(table.column("seq"))) > 0))
+
+
+class _Canonical:
+    """A column's canonical bytes by row range: validity, then the values of the valid rows
+    (floats with one NaN pattern) or, for text, lengths and UTF-8 data."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        self.valid = np.asarray(arr.is_valid()) if arr.null_count else None
+        self.text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+        if self.text:
+            filled = pc.fill_null(arr, "").cast(pa.large_string())
+            self.lengths = np.asarray(pc.binary_length(filled), dtype=np.int64)
+            self.offsets = np.frombuffer(filled.buffers()[1], np.int64)[
+                filled.offset:filled.offset + len(filled) + 1]
+            data = filled.buffers()[2]
+            self.data = memoryview(data) if data is not None else memoryview(b"")
+        else:
+            fill = False if pa.types.is_boolean(arr.type) else 0
+            values = np.asarray(pc.fill_null(arr, fill) if arr.null_count else arr)
+            if values.dtype.kind == "f":
+                values = np.where(np.isnan(values), np.nan, values)  # one NaN bit pattern
+            self.values = np.ascontiguousarray(values)
+
+    def update(self, h: Any, start: int, stop: int) -> None:
+        valid = None if self.valid is None else self.valid[start:stop]
+        if valid is None or valid.all():
+            h.update(b"\x01")
+            valid = None
+        else:
+            h.update(b"\x02" + np.packbits(valid).tobytes())
+        if self.text:
+            h.update(self.lengths[start:stop].tobytes())
+            h.update(self.data[int(self.offsets[start]):int(self.offsets[stop])])
+        elif valid is None:
+            h.update(self.values[start:stop])
+        elif valid.any():
+            h.update(self.values[start:stop][valid])
 
 
 # --- JSON events -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parkloop.errors import BatchConflict
-from parkloop.raw.events import EventBatch, json_payload
+from parkloop.raw.events import EventBatch, digests, json_payload
 from parkloop.raw.schema import KINDS, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from parkloop.raw.validate import Limits, check
 
@@ -81,18 +81,18 @@ def store_batches(store: Store, batches: Sequence[EventBatch], *, limits: Limits
     Conflicts are reported (status ``conflict``), not raised, so an import can carry on.
     """
     received_ms = int(time.time() * 1000) if received_ms is None else received_ms
-    digests = [b.digest() for b in batches]
+    hashes = digests(batches)
     with _WRITE_LOCK:
         con = store.con
         existing = _existing(store, batches)
         results: list[StoreResult | None] = [None] * len(batches)
         new: list[int] = []
         seen: dict[tuple[str, str], int] = {}
-        for i, (b, digest) in enumerate(zip(batches, digests, strict=True)):
+        for i, (b, digest) in enumerate(zip(batches, hashes, strict=True)):
             key = (b.device_id, b.batch_id)
             if key in existing or key in seen:
                 old_no, old_hash, n_ev, n_st, n_q = existing.get(key) or (
-                    -1, digests[seen[key]], 0, 0, 0)
+                    -1, hashes[seen[key]], 0, 0, 0)
                 if old_hash != digest:
                     results[i] = StoreResult(*key, "conflict", None, b.n_events, 0, 0)
                 else:
@@ -106,7 +106,7 @@ def store_batches(store: Store, batches: Sequence[EventBatch], *, limits: Limits
                 first_no = int(store.scalar(
                     "SELECT coalesce(max(batch_no), 0) + 1 FROM raw_batch"))
                 written = _write(store, [batches[i] for i in new], first_no, received_ms,
-                                 limits, [digests[i] for i in new])
+                                 limits, [hashes[i] for i in new])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -242,9 +242,9 @@ def _insert_rows(store: Store, table_name: str, columns: Sequence[str], rows: pa
     idx = rows.column("batch_idx").combine_chunks()
     device_ids = pa.array([b.device_id for b in batches])
     keyed = pa.table({
-        "device_id": pa.DictionaryArray.from_arrays(idx, device_ids).cast(pa.string()),
+        "device_id": pa.DictionaryArray.from_arrays(idx, device_ids),
         "batch_no": pc.add(idx.cast(pa.int64()), first_no),
-        **{c: rows.column(c) for c in columns}})
+        **{c: rows.column(c) for c in columns}}).combine_chunks()
     con = store.con
     con.register("_rows", keyed)
     con.execute(f"INSERT INTO {table_name} SELECT * FROM _rows")

@@ -13,6 +13,7 @@ milliseconds since the Unix epoch, UTC; distances metres; speeds m/s; angles deg
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import pyarrow as pa
 
@@ -68,7 +69,7 @@ class Kind:
     def column_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.all_fields)
 
-    @property
+    @cached_property
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(f.name, f.arrow, nullable=not f.required)
                           for f in self.all_fields])

@@ -1,0 +1,48 @@
+"""The root ``parkloop`` command and the one place that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from parkloop import __version__
+from parkloop.cli import imports, simulate, status
+from parkloop.cli._common import err
+from parkloop.errors import ParkloopError
+
+app = typer.Typer(
+    name="parkloop",
+    help="parkloop: phone location streams -> stops, trips, places -> 'where is my car?'.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+app.add_typer(imports.app, name="import")
+app.command("simulate")(simulate.simulate)
+app.command("status")(status.status)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"parkloop {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Show the version and exit.")) -> None:
+    """parkloop: phone location streams -> stops, trips, places -> 'where is my car?'."""
+
+
+def main() -> None:
+    """Entry point: run the CLI; a ParkloopError becomes one line on stderr and exit code 1."""
+    try:
+        app()
+    except ParkloopError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,30 @@
+"""``parkloop status``."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, open_store, out, print_json
+from parkloop.status import status as collect
+
+
+def status(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
+    """Show what the store holds: raw events by kind, batches, quarantine by reason, and (as
+    later layers arrive) facts, models and the champion."""
+    with open_store(store, read_only=True) as s:
+        data = collect(s)
+    if json:
+        print_json(data)
+        return
+    raw = data["raw"]
+    table = Table(title=f"parkloop store {data['store']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for kind, n in raw["events"].items():
+        table.add_row(f"raw {kind} events", f"{n:,}")
+    table.add_row("batches", f"{raw['batches']:,}")
+    table.add_row("devices", f"{raw['devices']:,}")
+    table.add_row("quarantined events", f"{raw['quarantined']:,}")
+    for reason, n in raw["quarantined_by_reason"].items():
+        table.add_row(f"  {reason}", f"{n:,}")
+    out.print(table)

@@ -1,0 +1,33 @@
+"""What the raw layer holds: counts for ``parkloop status`` and the monitors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from parkloop.raw.schema import KINDS
+
+if TYPE_CHECKING:
+    from parkloop.store import Store
+
+
+def raw_counts(store: Store) -> dict[str, Any]:
+    """Events by kind, batches, devices, quarantined events (in all and by reason code), and
+    the raw watermark (the newest batch number). An event quarantined for several reasons is
+    counted once in ``quarantined`` and once under each of its reasons."""
+    con = store.con
+    events = {k.name: int(store.scalar(f"SELECT count(*) FROM {k.table}")) for k in KINDS}
+    by_reason: Counter[str] = Counter()
+    for reasons, n in con.execute(
+            "SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall():
+        for code in reasons.split(";"):
+            by_reason[code] += n
+    union = " UNION ".join(f"SELECT DISTINCT device_id FROM {k.table}" for k in KINDS)
+    return {
+        "events": events,
+        "batches": int(store.scalar("SELECT count(*) FROM raw_batch")),
+        "devices": int(store.scalar(f"SELECT count(*) FROM ({union})")),
+        "quarantined": int(store.scalar("SELECT count(*) FROM quarantine")),
+        "quarantined_by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "watermark": int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch")),
+    }
