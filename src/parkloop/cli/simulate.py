@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, open_store, print_json, progress
-from parkloop.simulate import SCENARIOS, simulate as run
+from parkloop.simulate import SCENARIOS
+from parkloop.simulate import simulate as run
 
 
 def simulate(

@@ -15,10 +15,10 @@ import io
 import re
 import threading
 import zipfile
-from collections import Counter
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,8 +29,8 @@ import pyarrow.csv as pacsv
 
 from parkloop.errors import SourceError
 from parkloop.raw.events import EventBatch, digests
+from parkloop.raw.importing import ImportReport, store_stream
 from parkloop.raw.lines import parse_lines
-from parkloop.raw.log import StoreResult, store_batches
 from parkloop.raw.schema import FIX, QUARANTINE_SCHEMA
 
 if TYPE_CHECKING:
@@ -71,31 +71,6 @@ class GeolifeFile:
     @property
     def batch_id(self) -> str:
         return self.path.rsplit("/", 1)[-1]
-
-
-@dataclass
-class ImportReport:
-    """What an import did; ``set_aside`` lists files that could not be read at all."""
-
-    files: int = 0
-    batches_stored: int = 0
-    batches_duplicate: int = 0
-    conflicts: list[str] = field(default_factory=list)
-    events_stored: Counter[str] = field(default_factory=Counter)
-    quarantined: int = 0
-    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
-    set_aside: list[str] = field(default_factory=list)
-
-    def add(self, result: StoreResult, kind: str) -> None:
-        if result.status == "stored":
-            self.batches_stored += 1
-            self.events_stored[kind] += result.n_stored
-            self.quarantined += result.n_quarantined
-            self.quarantined_by_reason.update(result.reasons)
-        elif result.status == "duplicate":
-            self.batches_duplicate += 1
-        else:
-            self.conflicts.append(f"{result.device_id}/{result.batch_id}")
 
 
 class GeolifeSource:
@@ -141,10 +116,11 @@ class GeolifeSource:
         return zf.read(name)
 
 
-def parse_plt(data: bytes, f: GeolifeFile) -> EventBatch:
-    """One .plt file as a batch of fixes; seq is the line number in the file."""
+def parse_plt(data: bytes, f: GeolifeFile, *, fast: bool = True) -> EventBatch:
+    """One .plt file as a batch of fixes; seq is the line number in the file. ``fast=False``
+    takes the robust path even for a well-formed file (the tests compare the two)."""
     body = _body(data)
-    table = _fast_plt(body)
+    table = _fast_plt(body) if fast else None
     if table is not None and table.num_rows == body.count(b"\n"):
         return _plt_batch(f, table, _line_numbers(table.num_rows), None)
     # malformed or blank lines somewhere: the robust path finds and numbers them
@@ -216,44 +192,21 @@ def parse_labels(data: bytes, f: GeolifeFile) -> EventBatch:
 
 
 def import_geolife(store: Store, path: Path | str, *,
-                   on_file: Callable[[int], None] | None = None,
                    on_start: Callable[[int], None] | None = None,
+                   on_done: Callable[[int], None] | None = None,
                    chunk_events: int = 400_000, threads: int = 2) -> ImportReport:
-    """Import GeoLife into ``store``; commits every ~``chunk_events`` events.
+    """Import GeoLife into ``store``, committing every ~``chunk_events`` events.
 
-    ``on_start(n_files)`` is called once the files are listed, ``on_file(k)`` as k more are
-    done. Malformed lines are quarantined; files that cannot be read at all are set aside.
+    ``on_start(n_files)`` is called once the files are listed, ``on_done(k)`` as k more are
+    stored. Malformed lines are quarantined; files that cannot be read at all are set aside.
     """
     source = GeolifeSource(path)
-    report = ImportReport(files=len(source.files))
     if on_start:
         on_start(len(source.files))
-    pending: list[tuple[EventBatch, str]] = []
-    size = 0
-
-    def flush() -> None:
-        nonlocal size
-        if pending:
-            results = store_batches(store, [b for b, _ in pending])
-            for result, (_, kind) in zip(results, pending, strict=True):
-                report.add(result, kind)
-            if on_file:
-                on_file(len(pending))
-            pending.clear()
-            size = 0
-
-    for f, batch in _parse_all(source, threads):
-        if batch is None:
-            report.set_aside.append(f.path)
-            if on_file:
-                on_file(1)
-            continue
-        pending.append((batch, "fix" if f.kind == "plt" else "label"))
-        size += batch.n_events
-        if size >= chunk_events:
-            flush()
-    flush()
-    return report
+    batches = (batch if batch is not None else f"{f.path}: unreadable"
+               for f, batch in _parse_all(source, threads))
+    return store_stream(store, batches, ImportReport(files=len(source.files)),
+                        chunk_events=chunk_events, on_done=on_done)
 
 
 def _parse_all(source: GeolifeSource, threads: int, group_bytes: int = 4 << 20
@@ -275,7 +228,7 @@ def _parse_all(source: GeolifeSource, threads: int, group_bytes: int = 4 << 20
         for f in group:
             try:
                 data = source.read(f.path)
-            except (OSError, zipfile.BadZipFile, EOFError):
+            except (OSError, zipfile.BadZipFile, EOFError, zlib.error):
                 done.append((f, None))
                 continue
             if f.kind == "plt":

@@ -7,7 +7,6 @@ while the valid events of their batch are stored. All batches of one call commit
 transaction, which DuckDB makes durable (write-ahead log) before the call returns.
 
 >>> import tempfile
->>> 
 >>> from parkloop.store import Store
 >>> from parkloop.raw.events import parse_events
 >>> batch = parse_events("phone-1", "b1", [
@@ -38,7 +37,7 @@ import pyarrow.compute as pc
 from parkloop.errors import BatchConflict
 from parkloop.raw.events import EventBatch, digests, json_payload
 from parkloop.raw.schema import KINDS, QUARANTINE_SCHEMA, SCHEMA_VERSION
-from parkloop.raw.validate import Limits, check
+from parkloop.raw.validate import DEFAULT_LIMITS, Limits, check
 
 if TYPE_CHECKING:
     from parkloop.store import Store
@@ -60,9 +59,11 @@ class StoreResult:
     n_quarantined: int
     reasons: dict[str, int] = field(default_factory=dict)
     """quarantined events by reason code (for a newly stored batch)"""
+    stored_by_kind: dict[str, int] = field(default_factory=dict)
+    """stored events by kind (for a newly stored batch)"""
 
 
-def store_batch(store: Store, batch: EventBatch, *, limits: Limits = Limits(),
+def store_batch(store: Store, batch: EventBatch, *, limits: Limits = DEFAULT_LIMITS,
                 received_ms: int | None = None) -> StoreResult:
     """Store one batch; raise :class:`BatchConflict` if its id holds other content."""
     (result,) = store_batches(store, [batch], limits=limits, received_ms=received_ms)
@@ -74,7 +75,7 @@ def store_batch(store: Store, batch: EventBatch, *, limits: Limits = Limits(),
     return result
 
 
-def store_batches(store: Store, batches: Sequence[EventBatch], *, limits: Limits = Limits(),
+def store_batches(store: Store, batches: Sequence[EventBatch], *, limits: Limits = DEFAULT_LIMITS,
                   received_ms: int | None = None) -> list[StoreResult]:
     """Store many batches in one transaction; one result per batch, in order.
 
@@ -130,11 +131,13 @@ def _existing(store: Store, batches: Sequence[EventBatch]
         return {}
     keys = pa.table({"device_id": [b.device_id for b in batches],
                      "batch_id": [b.batch_id for b in batches]})
+    store.con.register("_keys", keys)
     rows = store.con.execute(
         """SELECT b.device_id, b.batch_id, b.batch_no, b.content_hash, b.n_events, b.n_stored,
                   b.n_quarantined
-           FROM raw_batch b JOIN (SELECT DISTINCT * FROM keys) k USING (device_id, batch_id)"""
+           FROM raw_batch b JOIN (SELECT DISTINCT * FROM _keys) k USING (device_id, batch_id)"""
     ).fetchall()
+    store.con.unregister("_keys")
     return {(r[0], r[1]): (r[2], r[3], r[4], r[5], r[6]) for r in rows}
 
 
@@ -144,6 +147,7 @@ def _write(store: Store, batches: list[EventBatch], first_no: int, received_ms: 
     con = store.con
     n = len(batches)
     stored = np.zeros(n, np.int64)
+    by_kind: list[Counter[str]] = [Counter() for _ in range(n)]
     quarantined: list[Counter[str]] = [Counter() for _ in range(n)]
     quarantine_parts: list[pa.Table] = []
     too_big = [b.n_events > limits.max_batch_events for b in batches]
@@ -169,7 +173,10 @@ def _write(store: Store, batches: list[EventBatch], first_no: int, received_ms: 
             accepted = table.filter(pa.array(good)).append_column(
                 "batch_idx", pa.array(owner[good]))
             _insert_rows(store, kind.table, kind.column_names, accepted, batches, first_no)
-            stored += np.bincount(owner[good], minlength=n)
+            counts = np.bincount(owner[good], minlength=n)
+            stored += counts
+            for i in np.flatnonzero(counts):
+                by_kind[i][kind.name] = int(counts[i])
         if bad.any():
             rows = table.filter(pa.array(bad))
             idx = owner[bad]
@@ -214,7 +221,8 @@ def _write(store: Store, batches: list[EventBatch], first_no: int, received_ms: 
             for p in quarantine_parts])
         _insert_rows(store, "quarantine", QUARANTINE_SCHEMA.names, q, batches, first_no)
     return [StoreResult(b.device_id, b.batch_id, "stored", first_no + i, b.n_events,
-                        int(stored[i]), sum(quarantined[i].values()), dict(quarantined[i]))
+                        int(stored[i]), sum(quarantined[i].values()), dict(quarantined[i]),
+                        dict(by_kind[i]))
             for i, b in enumerate(batches)]
 
 

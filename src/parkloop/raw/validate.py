@@ -49,12 +49,14 @@ class Limits:
     """longest free-text field (provider, vehicle, versions), characters."""
 
 
+DEFAULT_LIMITS = Limits()
+
 Check = tuple[str, np.ndarray, Callable[[int], str]]
 """A rule's outcome: reason code, mask of failing rows, and a sentence for a failing row."""
 
 
 def check(kind: Kind, table: pa.Table, *, received_ms: int,
-          limits: Limits = Limits()) -> tuple[np.ndarray, list[str], list[str]]:
+          limits: Limits = DEFAULT_LIMITS) -> tuple[np.ndarray, list[str], list[str]]:
     """Validate one kind's events; return the mask of rejected rows and, for each rejected row
     in order, its reason codes and its sentence."""
     checks = list(_checks(kind, table, received_ms, limits))

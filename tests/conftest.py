@@ -1,0 +1,43 @@
+"""Shared fixtures: a fresh store, the GeoLife sample, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from parkloop.store import Store
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+GEOLIFE_MINI = SHARED_DATA / "geolife" / "geolife-mini.zip"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.create(tmp_path / "store") as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def geolife_mini() -> Path:
+    if not GEOLIFE_MINI.is_file():
+        pytest.skip(f"GeoLife sample not found at {GEOLIFE_MINI} (it lives in ../shared/data "
+                    "beside the checkout)")
+    return GEOLIFE_MINI
+
+
+def run_cli(*args: str | Path, store: Path | None = None, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``parkloop ARGS`` in a subprocess, as a user would."""
+    argv = [sys.executable, "-m", "parkloop", *map(str, args)]
+    if store is not None:
+        argv += ["--store", str(store)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"parkloop {args} exited {proc.returncode}:\n{proc.stderr}")
+    return proc

@@ -1,0 +1,118 @@
+"""Typing of JSON events and the content hash that makes retries idempotent."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parkloop.errors import InvalidBatch
+from parkloop.raw.events import EventBatch, digests, parse_events
+
+T = "2026-01-05T08:00:00Z"
+
+
+def reasons(batch: EventBatch) -> list[str]:
+    return batch.rejects.column("reason").to_pylist()
+
+
+def test_every_kind_is_typed_into_its_table() -> None:
+    batch = parse_events("phone-1", "b1", [
+        {"kind": "fix", "t": T, "lat": 52.5, "lon": 13.4, "accuracy_m": 5, "provider": "gps"},
+        {"kind": "activity", "t": T, "activity": "in_vehicle", "confidence": 0.8},
+        {"kind": "vehicle_link", "t": T, "connected": True, "link": "bluetooth"},
+        {"kind": "label", "t": T, "start": "2026-01-05T09:00:00+01:00", "end": T,
+         "mode": "car"},
+        {"kind": "feedback", "t": T, "parked_at": T, "lat": 52.5, "lon": 13.4, "parked": False},
+    ])
+    assert {k: t.num_rows for k, t in batch.tables.items()} == {
+        "fix": 1, "activity": 1, "vehicle_link": 1, "label": 1, "feedback": 1}
+    assert batch.rejects.num_rows == 0
+    label = batch.tables["label"].to_pylist()[0]
+    assert label["start_ms"] == label["end_ms"] == 1_767_600_000_000  # +01:00 honoured
+    assert batch.tables["feedback"].column("seq").to_pylist() == [4]
+
+
+@pytest.mark.parametrize(("event", "reason"), [
+    ({"kind": "teleport", "t": 0}, "unknown_kind"),
+    ("not an object", "not_an_object"),
+    ({"t": T, "lat": 1, "lon": 2}, "unknown_kind"),
+    ({"kind": "fix", "t": T, "lat": "52.5", "lon": 13.4}, "wrong_type"),
+    ({"kind": "fix", "t": T, "lat": True, "lon": 13.4}, "wrong_type"),
+    ({"kind": "fix", "t": T, "lon": 13.4}, "missing_field"),
+    ({"kind": "fix", "t": T, "lat": 1, "lon": 2, "colour": "red"}, "unknown_field"),
+    ({"kind": "fix", "t": "2026-01-05T08:00:00", "lat": 1, "lon": 2}, "wrong_type"),
+    ({"kind": "fix", "t": "yesterday", "lat": 1, "lon": 2}, "wrong_type"),
+    ({"kind": "fix", "t": 1.5e12, "lat": 1, "lon": 2}, "wrong_type"),
+    ({"kind": "vehicle_link", "t": T, "connected": "yes", "link": "usb"}, "wrong_type"),
+])
+def test_untypable_events_are_rejected_with_a_reason(event: object, reason: str) -> None:
+    batch = parse_events("phone-1", "b1", [event])
+    assert reasons(batch) == [reason]
+    assert batch.rejects.column("detail")[0].as_py()  # a sentence, not empty
+    assert batch.rejects.column("payload")[0].as_py()  # what was sent is kept
+
+
+def test_all_problems_of_an_event_are_reported_at_once() -> None:
+    batch = parse_events("p", "b", [{"kind": "fix", "t": T, "lat": "x", "extra": 1}])
+    assert set(reasons(batch)[0].split(";")) == {"wrong_type", "missing_field", "unknown_field"}
+    detail = batch.rejects.column("detail")[0].as_py()
+    assert "lat" in detail and "lon" in detail and "extra" in detail
+
+
+@pytest.mark.parametrize("bad", ["", " ", "a/b", "x" * 129, None, 7, "-lead"])
+def test_unusable_ids_refuse_the_batch(bad: object) -> None:
+    with pytest.raises(InvalidBatch):
+        parse_events(bad, "b1", [])  # type: ignore[arg-type]
+    with pytest.raises(InvalidBatch):
+        parse_events("p", bad, [])  # type: ignore[arg-type]
+
+
+def test_digest_ignores_key_order_and_time_spelling() -> None:
+    a = parse_events("p", "b", [{"kind": "fix", "t": T, "lat": 1.0, "lon": 2.0}])
+    b = parse_events("p", "b", [{"lon": 2, "lat": 1, "t": 1_767_600_000_000, "kind": "fix"}])
+    assert a.digest() == b.digest()
+
+
+events = st.lists(st.fixed_dictionaries({
+    "kind": st.just("fix"),
+    "t": st.integers(0, 2**41),
+    "lat": st.floats(allow_nan=True, allow_infinity=True),
+    "lon": st.floats(-180, 180),
+    "accuracy_m": st.none() | st.floats(0, 100),
+    "provider": st.none() | st.text(max_size=5),
+}), min_size=1, max_size=20)
+
+
+@given(events, st.data())
+def test_digest_changes_with_any_value(evs: list[dict[str, object]], data: st.DataObject) -> None:
+    i = data.draw(st.integers(0, len(evs) - 1))
+    key = data.draw(st.sampled_from(["t", "lat", "lon", "accuracy_m", "provider"]))
+    changed = [dict(e) for e in evs]
+    old = changed[i][key]
+    new = data.draw({"t": st.integers(0, 2**41), "lat": st.floats(-90, 90),
+                     "lon": st.floats(-180, 180), "accuracy_m": st.none() | st.floats(0, 100),
+                     "provider": st.none() | st.text(max_size=5)}[key])
+    same = (old == new and type(old) is type(new)) or (
+        isinstance(old, float) and isinstance(new, float) and math.isnan(old) and math.isnan(new))
+    changed[i][key] = new
+    a, b = parse_events("p", "b", evs), parse_events("p", "b", changed)
+    assert (a.digest() == b.digest()) == same
+
+
+@given(st.lists(events, min_size=1, max_size=6))
+def test_bulk_digests_equal_one_by_one(batches: list[list[dict[str, object]]]) -> None:
+    made = [parse_events("p", f"b{i}", evs) for i, evs in enumerate(batches)]
+    fresh = [parse_events("p", f"b{i}", evs) for i, evs in enumerate(batches)]
+    assert digests(made) == [b.digest() for b in fresh]
+
+
+def test_digest_does_not_depend_on_arrow_chunking() -> None:
+    cols = {"seq": [0, 1, 2], "t_ms": [1, 2, 3], "lat": [1.0, None, 3.0], "lon": [0.0] * 3}
+    one = EventBatch.of("p", "b", "api", {"fix": cols})
+    table = one.tables["fix"]
+    chunked = pa.concat_tables([table.slice(0, 1), table.slice(1, 2)])
+    assert EventBatch("p", "b", "api", {"fix": chunked}).digest() == one.digest()
