@@ -60,7 +60,9 @@ def test_all_problems_of_an_event_are_reported_at_once() -> None:
     batch = parse_events("p", "b", [{"kind": "fix", "t": T, "lat": "x", "extra": 1}])
     assert set(reasons(batch)[0].split(";")) == {"wrong_type", "missing_field", "unknown_field"}
     detail = batch.rejects.column("detail")[0].as_py()
-    assert "lat" in detail and "lon" in detail and "extra" in detail
+    assert "lat" in detail
+    assert "lon" in detail
+    assert "extra" in detail
 
 
 @pytest.mark.parametrize("bad", ["", " ", "a/b", "x" * 129, None, 7, "-lead"])

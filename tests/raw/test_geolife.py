@@ -20,7 +20,8 @@ HEADER = "Geolife trajectory\r\nWGS 84\r\nAltitude is in Feet\r\nReserved 3\r\n"
 
 def test_mini_imports_every_fix_once(store: Store, geolife_mini: Path) -> None:
     report = import_geolife(store, geolife_mini)
-    assert report.ok and report.quarantined == 0
+    assert report.ok
+    assert report.quarantined == 0
     assert dict(report.events_stored) == {"fix": MINI_FIXES, "label": MINI_LABELS}
     assert store.scalar("SELECT count(*) FROM raw_fix") == MINI_FIXES
     assert store.scalar("SELECT count(*) FROM raw_label") == MINI_LABELS
@@ -36,7 +37,8 @@ def test_mini_imports_every_fix_once(store: Store, geolife_mini: Path) -> None:
         (7, 1_224_730_384_000, 39.984702, 116.318417, round(492 * 0.3048, 4))]
 
     again = import_geolife(store, geolife_mini)
-    assert again.batches_stored == 0 and again.batches_duplicate == report.batches_stored
+    assert again.batches_stored == 0
+    assert again.batches_duplicate == report.batches_stored
     assert store.scalar("SELECT count(*) FROM raw_fix") == MINI_FIXES
 
 
@@ -46,7 +48,8 @@ def test_label_rows_become_label_events(store: Store, geolife_mini: Path) -> Non
         "SELECT device_id, seq, start_ms, end_ms, mode, t_ms FROM raw_label "
         "WHERE device_id = 'geolife-021' ORDER BY seq LIMIT 1").fetchone()
     assert first is not None
-    assert first[1] == 2 and first[4] in {"car", "taxi", "bus", "walk", "subway", "bike"}
+    assert first[1] == 2
+    assert first[4] in {"car", "taxi", "bus", "walk", "subway", "bike"}
     assert first[2] <= first[3] == first[5]
 
 
@@ -117,7 +120,8 @@ def test_unreadable_member_is_set_aside_and_the_rest_imported(tmp_path: Path,
     src.write_bytes(bytes(data))
     report = import_geolife(store, src)
     assert not report.ok
-    assert len(report.set_aside) == 1 and report.set_aside[0].startswith(bad)
+    assert len(report.set_aside) == 1
+    assert report.set_aside[0].startswith(bad)
     assert report.events_stored["fix"] == 50
 
 
@@ -133,7 +137,8 @@ def test_folder_and_zip_give_the_same_raw_events(tmp_path: Path, geolife_mini: P
             import_geolife(s, src)
             hashes.append(s.con.execute(
                 "SELECT device_id, batch_id, content_hash FROM raw_batch ORDER BY ALL").fetchall())
-    assert hashes[0] == hashes[1] and len(hashes[0]) > 10
+    assert hashes[0] == hashes[1]
+    assert len(hashes[0]) > 10
 
 
 @pytest.mark.parametrize("kind", ["missing", "not-zip", "empty-dir"])
@@ -144,5 +149,5 @@ def test_unusable_sources_fail_with_one_clear_reason(tmp_path: Path, store: Stor
         path.write_text("hello")
     elif kind == "empty-dir":
         path.mkdir()
-    with pytest.raises(SourceError, match="does not exist|neither a zip|no GeoLife files"):
+    with pytest.raises(SourceError, match=r"does not exist|neither a zip|no GeoLife files"):
         import_geolife(store, path)

@@ -99,8 +99,8 @@ batch_specs = st.lists(st.tuples(st.sampled_from(["p1", "p2"]), st.integers(0, 4
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch_specs, st.integers(1, 4))
 def test_any_sequence_with_retries_stores_each_batch_once(
-        tmp_path_factory: pytest.TempPathFactory, specs: list[tuple[str, int, list[dict[str, object]]]],
-        chunk: int) -> None:
+        tmp_path_factory: pytest.TempPathFactory,
+        specs: list[tuple[str, int, list[dict[str, object]]]], chunk: int) -> None:
     """Idempotence and conservation: sending batches (with retries, in chunks) leaves each
     (device, batch id) stored once with its first content, and every event it had either
     stored or quarantined, exactly once."""

@@ -12,11 +12,12 @@ NOW = 1_767_600_000_000  # 2026-01-05T08:00:00Z
 FIX = {"kind": "fix", "t": NOW, "lat": 52.5, "lon": 13.4}
 
 
-def verdict(event: dict[str, object], limits: Limits = Limits()) -> list[str]:
+def verdict(event: dict[str, object], limits: Limits | None = None) -> list[str]:
     batch = parse_events("p", "b", [event])
     assert batch.rejects.num_rows == 0, batch.rejects.to_pylist()
     (kind,) = batch.tables
-    bad, reasons, _ = check(BY_NAME[kind], batch.tables[kind], received_ms=NOW, limits=limits)
+    bad, reasons, _ = check(BY_NAME[kind], batch.tables[kind], received_ms=NOW,
+                                 limits=limits or Limits())
     return reasons[0].split(";") if bad[0] else []
 
 

@@ -118,7 +118,7 @@ class EventBatch:
 
     @property
     def n_events(self) -> int:
-        return sum(t.num_rows for t in self.tables.values()) + self.rejects.num_rows
+        return int(sum(t.num_rows for t in self.tables.values()) + self.rejects.num_rows)
 
     def digest(self) -> str:
         """Content hash of the batch as sent (SHA-256, hex): what makes a retry a retry.
@@ -313,7 +313,7 @@ def parse_events(device_id: str, batch_id: str, events: Sequence[object], *,
             continue
         row = {_RENAMES.get(k, k): v for k, v in parsed.model_dump(exclude={"kind"}).items()}
         row["seq"] = seq
-        rows[kind].append(row)
+        rows[str(kind)].append(row)
     tables = {k: pa.Table.from_pylist(r, schema=BY_NAME[k].arrow_schema)
               for k, r in rows.items() if r}
     return EventBatch(device_id, batch_id, source, tables,

@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 from parkloop.errors import SourceError
 from parkloop.raw.events import EventBatch, digests
 from parkloop.raw.importing import ImportReport, store_stream
-from parkloop.raw.lines import parse_lines
+from parkloop.raw.lines import FieldType, parse_lines
 from parkloop.raw.schema import FIX, QUARANTINE_SCHEMA
 
 if TYPE_CHECKING:
@@ -43,8 +43,9 @@ FEET = 0.3048
 UNKNOWN_ALTITUDE_FT = -777.0
 DAY_MS = 86_400_000
 
-_PLT_FIELDS = (("lat", "float"), ("lon", "float"), ("zero", "skip"), ("alt_ft", "float"),
-               ("days", "skip"), ("date", "date"), ("time", "time"))
+_PLT_FIELDS: tuple[tuple[str, FieldType], ...] = (
+    ("lat", "float"), ("lon", "float"), ("zero", "skip"), ("alt_ft", "float"),
+    ("days", "skip"), ("date", "date"), ("time", "time"))
 _PLT_CSV = (
     pacsv.ReadOptions(column_names=[n for n, _ in _PLT_FIELDS], use_threads=False,
                       block_size=1 << 24),

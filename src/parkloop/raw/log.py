@@ -115,11 +115,11 @@ def store_batches(store: Store, batches: Sequence[EventBatch], *, limits: Limits
             for i, res in zip(new, written, strict=True):
                 results[i] = res
         # duplicates of a batch stored earlier in this same call report its batch_no
-        for i, res in enumerate(results):
-            if res is not None and res.status == "duplicate" and res.batch_no == -1:
-                orig = results[seen[(res.device_id, res.batch_id)]]
+        for i, dup in enumerate(results):
+            if dup is not None and dup.status == "duplicate" and dup.batch_no == -1:
+                orig = results[seen[(dup.device_id, dup.batch_id)]]
                 assert orig is not None
-                results[i] = StoreResult(res.device_id, res.batch_id, "duplicate",
+                results[i] = StoreResult(dup.device_id, dup.batch_id, "duplicate",
                                          orig.batch_no, orig.n_events, orig.n_stored,
                                          orig.n_quarantined)
     return [r for r in results if r is not None]
@@ -175,8 +175,8 @@ def _write(store: Store, batches: list[EventBatch], first_no: int, received_ms: 
             _insert_rows(store, kind.table, kind.column_names, accepted, batches, first_no)
             counts = np.bincount(owner[good], minlength=n)
             stored += counts
-            for i in np.flatnonzero(counts):
-                by_kind[i][kind.name] = int(counts[i])
+            for j in np.flatnonzero(counts).tolist():
+                by_kind[j][kind.name] = int(counts[j])
         if bad.any():
             rows = table.filter(pa.array(bad))
             idx = owner[bad]
