@@ -25,6 +25,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture(scope="session")
 def geolife_mini() -> Path:
     if not GEOLIFE_MINI.is_file():
+        if os.environ.get("PARKLOOP_REQUIRE_DATA"):  # CI: a skipped data tier is a failure
+            pytest.fail(f"PARKLOOP_REQUIRE_DATA is set but {GEOLIFE_MINI} is missing")
         pytest.skip(f"GeoLife sample not found at {GEOLIFE_MINI} (it lives in ../shared/data "
                     "beside the checkout)")
     return GEOLIFE_MINI

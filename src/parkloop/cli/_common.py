@@ -45,10 +45,10 @@ def open_store(path: Path, *, create: bool = False, read_only: bool = False) -> 
 
 
 def progress() -> Progress:
-    """A progress bar on stderr (quiet when stderr is not a terminal)."""
+    """A progress bar on stderr, shown only when stderr is a terminal."""
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, transient=False)
+                    console=err, transient=False, disable=not err.is_terminal)
 
 
 def print_json(data: Any) -> None:

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, open_store, print_json, progress
-from parkloop.raw.geolife import import_geolife
+from parkloop.raw.geolife import GeolifeSource, import_geolife
 from parkloop.raw.importing import ImportReport
-from parkloop.raw.jsonfile import import_events
+from parkloop.raw.jsonfile import import_events, read_text
 
 app = typer.Typer(help="Import raw events from files.", no_args_is_help=True)
 
@@ -23,10 +23,10 @@ def geolife(path: PathArg, store: StoreOpt = DEFAULT, json: JsonOpt = False) -> 
     folder. Person NNN becomes device geolife-NNN; each .plt file is one batch (re-importing
     adds nothing); labels.txt rows become label events. Malformed lines are quarantined with
     file and line number."""
+    source = GeolifeSource(path)  # a bad path fails here, before a store is made
     with open_store(store, create=True) as s, progress() as bar:
-        task = bar.add_task("importing GeoLife files", total=None)
-        report = import_geolife(s, path, on_start=lambda n: bar.update(task, total=n),
-                                on_done=lambda k: bar.advance(task, k))
+        task = bar.add_task("importing GeoLife files", total=len(source.files))
+        report = import_geolife(s, source, on_done=lambda k: bar.advance(task, k))
     _finish(report, json)
 
 
@@ -35,9 +35,10 @@ def events(path: PathArg, store: StoreOpt = DEFAULT, json: JsonOpt = False) -> N
     """Import event batches from a JSON file (one batch or a list) or JSON Lines (one batch
     per line): {"device_id": ..., "batch_id": ..., "events": [{"kind": "fix", "t": ...}]}.
     Invalid events are quarantined with their reasons; the rest of their batch is stored."""
+    text = read_text(path)
     with open_store(store, create=True) as s, progress() as bar:
         task = bar.add_task("importing batches", total=None)
-        report = import_events(s, path, on_done=lambda k: bar.advance(task, k))
+        report = import_events(s, path, text=text, on_done=lambda k: bar.advance(task, k))
     _finish(report, json)
 
 

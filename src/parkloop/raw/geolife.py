@@ -192,7 +192,7 @@ def parse_labels(data: bytes, f: GeolifeFile) -> EventBatch:
     }}, rejects=_rejects(bad, f, "label"), origin=f.path)
 
 
-def import_geolife(store: Store, path: Path | str, *,
+def import_geolife(store: Store, path: GeolifeSource | Path | str, *,
                    on_start: Callable[[int], None] | None = None,
                    on_done: Callable[[int], None] | None = None,
                    chunk_events: int = 400_000, threads: int = 2) -> ImportReport:
@@ -201,7 +201,7 @@ def import_geolife(store: Store, path: Path | str, *,
     ``on_start(n_files)`` is called once the files are listed, ``on_done(k)`` as k more are
     stored. Malformed lines are quarantined; files that cannot be read at all are set aside.
     """
-    source = GeolifeSource(path)
+    source = path if isinstance(path, GeolifeSource) else GeolifeSource(path)
     if on_start:
         on_start(len(source.files))
     batches = (batch if batch is not None else f"{f.path}: unreadable"

@@ -24,15 +24,20 @@ if TYPE_CHECKING:
     from parkloop.store import Store
 
 
-def read_batches(path: Path) -> Iterator[EventBatch | str]:
-    """Batches of a JSON/JSONL file, or a ``"file:line: reason"`` string for each unreadable
-    one."""
+def read_text(path: Path) -> str:
+    """The file's text, or a :class:`SourceError` saying why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SourceError(f"{path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"cannot read {path}: {exc}") from None
+
+
+def read_batches(path: Path, text: str | None = None) -> Iterator[EventBatch | str]:
+    """Batches of a JSON/JSONL file, or a ``"file:line: reason"`` string for each unreadable
+    one."""
+    text = read_text(path) if text is None else text
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
@@ -67,7 +72,8 @@ class _Unreadable:
         self.reason = reason
 
 
-def import_events(store: Store, path: Path | str, *,
+def import_events(store: Store, path: Path | str, *, text: str | None = None,
                   on_done: Callable[[int], None] | None = None) -> ImportReport:
-    """Import every batch of a JSON/JSONL file into ``store``."""
-    return store_stream(store, read_batches(Path(path)), ImportReport(files=1), on_done=on_done)
+    """Import every batch of a JSON/JSONL file (or of its already read ``text``)."""
+    return store_stream(store, read_batches(Path(path), text), ImportReport(files=1),
+                        on_done=on_done)

@@ -169,3 +169,16 @@ def ddl() -> list[str]:
             source_ref VARCHAR,
             payload VARCHAR NOT NULL)""")
     return stmts
+
+
+def markdown() -> str:
+    """The field tables of every kind as Markdown (``docs/raw-schema.md`` embeds this; a test
+    keeps the two equal)."""
+    out = []
+    for k in KINDS:
+        out += [f"### `{k.name}` → table `{k.table}`: {k.doc}", "",
+                "| field | type | required | meaning |", "|---|---|---|---|"]
+        out += [f"| `{f.name}` | {f.sql} | {'yes' if f.required else 'no'} | {f.doc} |"
+                for f in k.all_fields]
+        out.append("")
+    return "\n".join(out)
