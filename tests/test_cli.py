@@ -28,7 +28,7 @@ def commands(group: Any, prefix: str = "") -> dict[str, Any]:
 
 def test_the_documented_commands_exist_and_all_take_store() -> None:
     cmds = commands(typer.main.get_command(app))
-    assert {"import geolife", "import events", "simulate", "status"} <= set(cmds)
+    assert {"import geolife", "import events", "simulate", "status", "quarantine"} <= set(cmds)
     for name, cmd in cmds.items():
         opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
         assert "--store" in opts, f"`parkloop {name}` lacks --store"
@@ -85,6 +85,10 @@ def test_import_events_keeps_good_events_and_quarantines_the_rest(tmp_path: Path
     raw = json.loads(run_cli("status", "--json", store=store).stdout)["raw"]
     assert raw["quarantined"] == 2
     assert raw["events"]["feedback"] == 1
+    listed = json.loads(run_cli("quarantine", "--reason", "lat_out_of_range", "--json",
+                                store=store).stdout)
+    assert [(r["device_id"], r["batch_id"], r["seq"]) for r in listed] == [("phone-1", "b1", 1)]
+    assert json.loads(listed[0]["payload"])["lat"] == 252.52
     # retrying the whole file stores nothing new
     path.write_text("\n".join(json.dumps(x) for x in lines))
     again = json.loads(run_cli("import", "events", path, "--json", store=store).stdout)

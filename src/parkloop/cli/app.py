@@ -7,7 +7,7 @@ import sys
 import typer
 
 from parkloop import __version__
-from parkloop.cli import imports, simulate, status
+from parkloop.cli import imports, quarantine, simulate, status
 from parkloop.cli._common import err
 from parkloop.errors import ParkloopError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(imports.app, name="import")
 app.command("simulate")(simulate.simulate)
 app.command("status")(status.status)
+app.command("quarantine")(quarantine.quarantine)
 
 
 def _version(value: bool) -> None:

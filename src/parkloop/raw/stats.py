@@ -31,3 +31,24 @@ def raw_counts(store: Store) -> dict[str, Any]:
         "quarantined_by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
         "watermark": int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch")),
     }
+
+
+def quarantined_events(store: Store, *, device_id: str | None = None, reason: str | None = None,
+                       limit: int = 50) -> list[dict[str, Any]]:
+    """The newest quarantined events (optionally of one device or with one reason code), with
+    their batch, position, reasons, source and what was sent."""
+    where, params = [], []
+    if device_id is not None:
+        where.append("q.device_id = ?")
+        params.append(device_id)
+    if reason is not None:
+        where.append("list_contains(string_split(q.reason, ';'), ?)")
+        params.append(reason)
+    sql = f"""SELECT q.device_id, b.batch_id, q.batch_no, q.seq, q.kind, q.reason, q.detail,
+                     q.source_ref, q.payload
+              FROM quarantine q JOIN raw_batch b USING (batch_no)
+              {"WHERE " + " AND ".join(where) if where else ""}
+              ORDER BY q.batch_no DESC, q.seq LIMIT ?"""
+    cur = store.con.execute(sql, [*params, limit])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
