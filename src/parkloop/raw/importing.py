@@ -61,7 +61,8 @@ class ImportReport:
                  + f"; {self.batches_duplicate:,} were already stored"]
         if self.quarantined:
             top = ", ".join(f"{r} {n:,}" for r, n in self.quarantined_by_reason.most_common(5))
-            lines.append(f"quarantined {self.quarantined:,} events ({top})")
+            lines.append(f"quarantined {self.quarantined:,} event"
+                         f"{'s' if self.quarantined != 1 else ''} ({top})")
         if self.conflicts:
             lines.append(f"refused {len(self.conflicts)} batches whose id holds other content: "
                          + ", ".join(self.conflicts[:5]) + (" ..." if len(self.conflicts) > 5
