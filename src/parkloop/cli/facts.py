@@ -1,0 +1,78 @@
+"""``parkloop facts build | list`` and ``parkloop export stops``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, open_store, out, print_json, \
+    progress
+from parkloop.facts.build import build as run_build
+from parkloop.facts.catalog import export_stops, list_versions
+from parkloop.facts.rules import DEFAULT_RULES, load_rules
+from parkloop.store import DB_FILE
+
+app = typer.Typer(help="Build and list facts (stops, trips, legs, places, leg-end features).",
+                  no_args_is_help=True)
+export_app = typer.Typer(help="Export facts and answers as files.", no_args_is_help=True)
+
+RulesOpt = Annotated[str, typer.Option(
+    "--rules", help="Rules version name (shipped, or <store>/rules/NAME.toml).")]
+
+
+@app.command("build")
+def build(store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES,
+          engine: Annotated[str, typer.Option(help="duckdb (embedded).")] = "duckdb",
+          json: JsonOpt = False) -> None:
+    """Build a rules version's facts from every device's raw events, beside the facts of
+    other versions; building the same version again gives identical facts."""
+    if engine != "duckdb":
+        raise typer.BadParameter(f"{engine!r}: only 'duckdb' is available here",
+                                 param_hint="--engine")
+    version = load_rules(rules, store)
+    with open_store(store) as s, progress() as bar:
+        n = int(s.scalar("SELECT count(DISTINCT device_id) FROM raw_fix"))
+        task = bar.add_task(f"building {version.identity}", total=n)
+        report = run_build(s, version, on_device=lambda: bar.advance(task))
+    if json:
+        print_json(asdict(report))
+    else:
+        err.print(report.describe(), highlight=False)
+
+
+@app.command("list")
+def list_(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
+    """List rules versions (shipped and the store's own) and what each build holds."""
+    has_store = (store / DB_FILE).is_file()
+    if has_store:
+        with open_store(store, read_only=True) as s:
+            versions = list_versions(s, store)
+    else:
+        versions = list_versions(None, store)
+    if json:
+        print_json(versions)
+        return
+    table = Table()
+    for col in ("rules", "identity", "built", "devices", "stops", "leg ends", "places"):
+        table.add_column(col)
+    for v in versions:
+        b = v.get("build") or {}
+        table.add_row(v["name"], v["identity"], "yes" if v["built"] else
+                      ("stale" if b else "no"), *(f"{b[k]:,}" if b else "" for k in
+                                                  ("n_devices", "stops", "leg_ends", "places")))
+    out.print(table)
+
+
+@export_app.command("stops")
+def stops(out_file: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+          store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES) -> None:
+    """Write a rules version's stops as CSV: device_id, started_at, finished_at (UTC ISO
+    8601), lat, lon, n_fixes, rules_version."""
+    version = load_rules(rules, store)
+    with open_store(store, read_only=True) as s:
+        n = export_stops(s, version, out_file)
+    err.print(f"wrote {n:,} stops of {version.identity} to {out_file}", highlight=False)

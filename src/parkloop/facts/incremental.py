@@ -1,0 +1,172 @@
+"""Incremental facts: a per-device engine that takes events as they arrive.
+
+It keeps the device's fixes from its *restart point* on: the start of a stop old enough that
+nothing arriving later can change what lies before it (every step restarts cleanly at a stop:
+the stop kernel's anchor, trips and legs, the place state). Each push reruns
+:func:`~parkloop.facts.pipeline.device_facts` on that tail and returns the facts that became
+final, plus the ones still open (provisional). A fact is final once its end plus the rules'
+horizon lies before the watermark (newest fix seen minus the allowed lateness); fixes older than
+that on arrival are late and ignored, exactly as the batch build ignores them.
+
+Fed the same events in any chunking, and in any order within the allowed lateness, the final
+facts after :meth:`DeviceStream.flush` equal the batch build's, row for row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from parkloop.facts.features import Signals
+from parkloop.facts.pipeline import Fixes, device_facts
+from parkloop.facts.places import PlaceState, assign
+from parkloop.facts.rules import RulesVersion
+from parkloop.facts.tables import SCHEMAS
+
+END = {"facts_stop": "finished_ms", "facts_trip": "finished_ms", "facts_leg": "finished_ms",
+       "facts_leg_end": "decided_ms"}
+"""When a row of each table stops depending on new data (plus the rules' horizon)."""
+KEY = {"facts_stop": "started_ms", "facts_trip": "started_ms", "facts_leg": "started_ms",
+       "facts_leg_end": "ended_ms"}
+NEVER = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one push produced: newly final rows, and the open (provisional) ones."""
+
+    final: dict[str, pa.Table]
+    provisional: dict[str, pa.Table]
+
+
+class DeviceStream:
+    """Incremental facts of one device under one rules version."""
+
+    def __init__(self, device_id: str, rules: RulesVersion) -> None:
+        self.device_id = device_id
+        self.rules = rules
+        p = rules.params
+        self._lateness = int(p.order.allowed_lateness_s * 1000)
+        self._horizon = rules.horizon_ms
+        self._cols: list[list[np.ndarray]] = [[] for _ in range(6)]
+        self._fixes = Fixes(*(np.zeros(0, d) for d in (np.int64, float, float, float, float,
+                                                         np.int64)))
+        self._arrivals = 0
+        self._max_seen = NEVER
+        self._restart: int | None = None
+        self._places = PlaceState.empty()
+        self._emitted = dict.fromkeys(KEY, NEVER)
+        self._links: list[tuple[np.ndarray, np.ndarray]] = []
+        self._acts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.late = 0
+        self._last_places = self._places
+
+    def push(self, t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+             accuracy_m: np.ndarray | None = None, altitude_m: np.ndarray | None = None,
+             signals: Signals | None = None) -> Update:
+        """Take the next fixes in arrival order (and any phone signals); return the update."""
+        t_ms = np.asarray(t_ms, np.int64)
+        n = len(t_ms)
+        nan = np.full(n, np.nan)
+        before = np.maximum.accumulate(np.concatenate([[self._max_seen], t_ms]))[:-1]
+        late = (before != NEVER) & (t_ms < before - self._lateness)
+        self.late += int(late.sum())
+        if n:
+            self._max_seen = max(self._max_seen, int(t_ms.max()))
+        ok = ~late
+        new = Fixes(t_ms[ok], np.asarray(lat, float)[ok], np.asarray(lon, float)[ok],
+                    (nan if accuracy_m is None else np.asarray(accuracy_m, float))[ok],
+                    (nan if altitude_m is None else np.asarray(altitude_m, float))[ok],
+                    np.arange(self._arrivals, self._arrivals + int(ok.sum()), dtype=np.int64))
+        self._arrivals += int(ok.sum())
+        self._fixes = _concat(self._fixes, new)
+        if signals is not None:
+            self._links.append((signals.link_ms, signals.link_connected))
+            self._acts.append((signals.activity_ms, signals.activity_on_foot))
+        return self._run(final_until=self._max_seen - self._lateness - self._horizon)
+
+    def flush(self) -> Update:
+        """End of stream: everything still open becomes final."""
+        return self._run(final_until=np.iinfo(np.int64).max)
+
+    def places(self) -> pa.Table:
+        """The device's places as of the last push."""
+        return self._last_tables["facts_place"]
+
+    def _signals(self) -> Signals:
+        if not self._links and not self._acts:
+            return Signals.none()
+        lt, lc = _merge_sorted(self._links)
+        at, af = _merge_sorted(self._acts)
+        return Signals(lt, lc.astype(bool), at, af.astype(bool))
+
+    def _run(self, final_until: int) -> Update:
+        facts = device_facts(self.device_id, self._fixes, self._signals(), self.rules,
+                             places=self._places, lateness_ms=np.inf, start_ms=self._restart)
+        self._last_tables = facts.tables
+        final, provisional = {}, {}
+        for name, end_col in END.items():
+            table = facts.tables[name]
+            key = np.asarray(table.column(KEY[name]))
+            end = np.asarray(table.column(end_col))
+            fresh = key > self._emitted[name]
+            done = fresh & (end <= final_until)
+            final[name] = table.filter(pa.array(done))
+            provisional[name] = table.filter(pa.array(fresh & ~done))
+            if done.any():
+                self._emitted[name] = int(key[done].max())
+        provisional["facts_place"] = facts.tables["facts_place"]
+        self._advance(facts.tables["facts_stop"], final_until)
+        return Update(final, provisional)
+
+    def _advance(self, stops: pa.Table, final_until: int) -> None:
+        """Move the restart point to the latest stop that can no longer change before it."""
+        start = np.asarray(stops.column("started_ms"))
+        kind = np.asarray(stops.column("kind").to_pylist(), object) if len(start) else start
+        ok = (start + self._horizon <= final_until) & (kind == "stay")
+        if self._restart is not None:
+            ok &= start > self._restart
+        if not ok.any():
+            return
+        k = int(np.flatnonzero(ok)[-1])
+        new_restart = int(start[k])
+        before = stops.slice(0, k)
+        if self._restart is not None:
+            before = before.filter(pc.greater_equal(before.column("started_ms"), self._restart))
+        _, _, self._places = assign(
+            np.asarray(before.column("lat")), np.asarray(before.column("lon")),
+            np.asarray(before.column("started_ms")), np.asarray(before.column("finished_ms")),
+            np.zeros(0, np.int64), np.zeros(0), np.zeros(0), self._places,
+            self.rules.params.places.radius_m)
+        self._restart = new_restart
+        self._trim(new_restart)
+
+    def _trim(self, restart: int) -> None:
+        """Drop fixes before the restart point, keeping one usable fix before it as context
+        for cleaning."""
+        f = self._fixes
+        acc_ok = ~(f.accuracy_m > self.rules.params.clean.max_accuracy_m)
+        earlier = f.t_ms[(f.t_ms < restart) & acc_ok]
+        keep_from = int(earlier.max()) if len(earlier) else restart
+        self._fixes = f.take(np.flatnonzero(f.t_ms >= keep_from))
+
+
+def _concat(a: Fixes, b: Fixes) -> Fixes:
+    return Fixes(*(np.concatenate([x, y]) for x, y in zip(
+        (a.t_ms, a.lat, a.lon, a.accuracy_m, a.altitude_m, a.arrival),
+        (b.t_ms, b.lat, b.lon, b.accuracy_m, b.altitude_m, b.arrival), strict=True)))
+
+
+def _merge_sorted(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    t = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    v = np.concatenate([p[1] for p in parts])
+    order = np.lexsort((v, t))
+    return t[order], v[order]
+
+
+__all__ = ["SCHEMAS", "DeviceStream", "Update"]

@@ -1,0 +1,196 @@
+"""Step 4: trips between stops, and their legs: vehicle-like stretches and the rest.
+
+A vehicle leg is a run of segments whose smoothed speed is vehicle-like, kept together across
+pauses of at most ``max_pause_s`` (red lights, jams), stretched at both ends while the
+vehicle is still rolling faster than walking pace, and at least ``min_vehicle_leg_m`` long.
+Its last fix is the *leg end*: where and when the vehicle stopped for good, or where
+recording stopped. Stops and recording gaps always break legs and trips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from parkloop.facts.clean import segment_speeds
+from parkloop.facts.geo import haversine_m
+from parkloop.facts.rules import Legs
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Per-segment quantities of a time-ordered track (segment s joins fix s and s+1)."""
+
+    distance_m: np.ndarray
+    speed_mps: np.ndarray
+    smooth_mps: np.ndarray
+    """rolling median of ``speed_mps`` over the rules' window"""
+    blocked: np.ndarray
+    """inside a stop or across a recording gap: no trip or leg runs through it"""
+    piece: np.ndarray
+    """label of the stretch between stops and gaps a segment belongs to; trips, legs and
+    speed smoothing never cross from one piece to another"""
+
+
+@dataclass(frozen=True)
+class Spans:
+    """Fix index spans ``[start, end]`` (inclusive) of trips or legs."""
+
+    start: np.ndarray
+    end: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+def segments(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, stop_first: np.ndarray,
+             stop_last: np.ndarray, *, window: int, max_gap_ms: float) -> Segments:
+    """Distances, speeds and blocking of every segment of a cleaned track."""
+    n = len(t_ms)
+    d = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]) if n > 1 else np.zeros(0)
+    v = segment_speeds(t_ms, lat, lon, d) if n > 1 else np.zeros(0)
+    marks = np.zeros(max(n, 1), dtype=np.int64)
+    np.add.at(marks, stop_first, 1)
+    np.add.at(marks, stop_last, -1)
+    in_stop = np.cumsum(marks)[: max(n - 1, 0)] > 0
+    blocked = in_stop | (np.diff(t_ms) > max_gap_ms)
+    starts = np.zeros(max(n - 1, 0), dtype=bool)
+    if n > 1:
+        starts[0] = True
+        starts[1:] = blocked[1:] != blocked[:-1]
+        for cut in (stop_first, stop_last):  # a stop of one fix blocks nothing, but cuts
+            starts[cut[cut < n - 1]] = True
+    piece = np.cumsum(starts) - 1
+    smooth = rolling_median(np.minimum(v, 1e4), window, piece)
+    return Segments(d, v, np.where(blocked, 0.0, smooth), blocked, piece)
+
+
+def rolling_median(x: np.ndarray, window: int, piece: np.ndarray | None = None) -> np.ndarray:
+    """Centered rolling median that never reaches across pieces: each value's window is cut
+    to its own piece (``piece`` labels consecutive runs; None = one piece) and padded with the
+    piece's edge values, so a trip's smoothed speeds depend on that trip alone.
+
+    >>> rolling_median(np.array([0., 0., 9., 0., 0., 5., 5., 5.]), 3).tolist()
+    [0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 5.0, 5.0]
+    >>> rolling_median(np.array([1., 1., 1., 9., 9., 9.]), 5, np.array([0, 0, 0, 1, 1, 1]))
+    array([1., 1., 1., 9., 9., 9.])
+    """
+    if window <= 1 or len(x) == 0:
+        return x.copy()
+    piece = np.zeros(len(x), np.int64) if piece is None else np.asarray(piece, np.int64)
+    return _rolling_median(np.asarray(x, np.float64), window, piece)
+
+
+@numba.njit(cache=True)
+def _rolling_median(x: np.ndarray, window: int, piece: np.ndarray) -> np.ndarray:
+    n = len(x)
+    out = np.empty(n)
+    buf = np.empty(window)
+    half = window // 2
+    lo = 0
+    for i in range(n):
+        if i > 0 and piece[i] != piece[i - 1]:
+            lo = i
+        hi = i
+        while hi + 1 < n and piece[hi + 1] == piece[i] and hi < i + window:
+            hi += 1
+        for k in range(window):
+            j = min(max(i - half + k, lo), hi)
+            buf[k] = x[j]
+        buf.sort()
+        out[i] = buf[half] if window % 2 else 0.5 * (buf[half - 1] + buf[half])
+    return out
+
+
+def runs(mask: np.ndarray, piece: np.ndarray | None = None) -> Spans:
+    """Maximal runs of True (not crossing a change of ``piece``) as inclusive index spans.
+
+    >>> r = runs(np.array([1, 1, 0, 1, 1, 1], bool), np.array([0, 0, 0, 0, 1, 1]))
+    >>> r.start.tolist(), r.end.tolist()
+    ([0, 3, 4], [1, 3, 5])
+    """
+    m = mask.astype(bool)
+    begin = m.copy()
+    begin[1:] &= ~m[:-1] | (piece[1:] != piece[:-1] if piece is not None else False)
+    end = m.copy()
+    end[:-1] &= ~m[1:] | (piece[1:] != piece[:-1] if piece is not None else False)
+    return Spans(np.flatnonzero(begin), np.flatnonzero(end))
+
+
+def trips(seg: Segments) -> Spans:
+    """Trips: maximal runs of unblocked segments within a piece, as fix spans."""
+    r = runs(~seg.blocked, seg.piece)
+    return Spans(r.start, r.end + 1)
+
+
+def vehicle_legs(t_ms: np.ndarray, seg: Segments, p: Legs) -> Spans:
+    """Vehicle legs as fix spans (see the module docstring)."""
+    fast = runs((seg.smooth_mps >= p.vehicle_speed_mps) & ~seg.blocked, seg.piece)
+    if not len(fast):
+        return fast
+    start, end = fast.start, fast.end + 1                      # fix spans
+    blocks_before = np.concatenate([[0], np.cumsum(seg.blocked)])  # blocked segs before fix i
+    pause_ms = t_ms[start[1:]] - t_ms[end[:-1]]
+    blocked_between = blocks_before[start[1:]] > blocks_before[end[:-1]]
+    same_piece = seg.piece[start[1:]] == seg.piece[end[:-1] - 1]
+    join = (pause_ms <= p.max_pause_s * 1000) & ~blocked_between & same_piece
+    start, end = _merge(start, end, join)
+    # roll on while faster than walking: to the first slow or blocked segment
+    # roll on (and back) while faster than walking, never out of the piece
+    slow = (seg.smooth_mps <= p.walk_max_speed_mps) | seg.blocked
+    new_piece = np.concatenate([[True], seg.piece[1:] != seg.piece[:-1]])
+    forward = np.flatnonzero(slow | new_piece)
+    backward = np.flatnonzero(slow | np.concatenate([new_piece[1:], [True]]))
+    after = np.searchsorted(forward, end)
+    end = np.where(after < len(forward), forward[np.minimum(after, len(forward) - 1)],
+                   len(t_ms) - 1)
+    before = np.searchsorted(backward, start) - 1
+    start = np.where(before >= 0, backward[np.maximum(before, 0)] + 1, 0)
+    start, end = _merge(start, end, start[1:] < end[:-1])
+    long_enough = span_sum(seg.distance_m, start, end) >= p.min_vehicle_leg_m
+    return Spans(start[long_enough], end[long_enough])
+
+
+def _merge(start: np.ndarray, end: np.ndarray, join: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge span i+1 into span i wherever ``join[i]``."""
+    first = np.concatenate([[True], ~join])
+    group = np.cumsum(first) - 1
+    new_start = start[first]
+    new_end = np.zeros(len(new_start), dtype=end.dtype)
+    np.maximum.at(new_end, group, end)
+    return new_start, new_end
+
+
+def other_legs(trip: Spans, vehicle: Spans) -> Spans:
+    """The parts of each trip not in a vehicle leg (walking, cycling, standing). Vehicle legs
+    lie inside trips, so trip starts and vehicle-leg ends open pieces, vehicle-leg starts and
+    trip ends close them, in order."""
+    starts = np.sort(np.concatenate([trip.start, vehicle.end]))
+    ends = np.sort(np.concatenate([vehicle.start, trip.end]))
+    keep = ends > starts
+    return Spans(starts[keep], ends[keep])
+
+
+def span_distance(seg: Segments, spans: Spans) -> np.ndarray:
+    """Path length of each span, metres."""
+    return span_sum(seg.distance_m, spans.start, spans.end)
+
+
+def span_sum(x: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``x[start:end].sum()`` for disjoint, ordered spans, each summed on its own (not as a
+    difference of prefix sums), so a span's value does not depend on what precedes it.
+
+    >>> span_sum(np.array([1., 2., 3., 4.]), np.array([0, 2]), np.array([2, 4])).tolist()
+    [3.0, 7.0]
+    """
+    if not len(start):
+        return np.zeros(0)
+    bounds = np.stack([start, end], axis=1).ravel()
+    sums = np.add.reduceat(np.concatenate([x, [0.0]]), bounds)[::2]
+    return np.where(end > start, sums, 0.0)
+
+
+__all__ = ["Segments", "Spans", "other_legs", "runs", "segments", "span_distance",
+           "trips", "vehicle_legs"]

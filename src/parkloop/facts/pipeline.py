@@ -1,0 +1,172 @@
+"""One device's facts: the steps of DESIGN.md in order, as one pure function.
+
+``device_facts(fixes, signals, rules, places)`` is what both the batch build and the
+incremental engine run; it depends on nothing but its arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from parkloop.facts import legs as L
+from parkloop.facts.clean import clean_mask
+from parkloop.facts.features import Signals, leg_end_features
+from parkloop.facts.geo import haversine_m
+from parkloop.facts.order import order_fixes
+from parkloop.facts.places import PlaceState, assign
+from parkloop.facts.rules import RulesVersion
+from parkloop.facts.staypoints import sliding_staypoints, staypoint_positions
+from parkloop.facts.tables import SCHEMAS
+
+
+@dataclass(frozen=True)
+class Fixes:
+    """A device's raw fixes in any order; ``arrival`` ranks them in arrival order."""
+
+    t_ms: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    accuracy_m: np.ndarray
+    altitude_m: np.ndarray
+    arrival: np.ndarray
+
+    def take(self, idx: np.ndarray) -> Fixes:
+        return Fixes(*(a[idx] for a in (self.t_ms, self.lat, self.lon, self.accuracy_m,
+                                        self.altitude_m, self.arrival)))
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """The fact tables of one device and how many of its fixes were late or used."""
+
+    tables: dict[str, pa.Table]
+    n_late: int
+    n_used: int
+
+
+def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVersion, *,
+                 places: PlaceState | None = None, lateness_ms: float | None = None,
+                 start_ms: int | None = None) -> DeviceFacts:
+    """Every fact of one device from its fixes and signals (see the step modules).
+
+    The incremental engine resumes with ``start_ms`` (the start of a stop: every step
+    restarts there), ``places`` (the place state before it) and fixes from just before it
+    (context for cleaning)."""
+    p = rules.params
+    lateness = p.order.allowed_lateness_s * 1000 if lateness_ms is None else lateness_ms
+    idx, n_late = order_fixes(fixes.t_ms, fixes.lat, fixes.lon, fixes.arrival,
+                              lateness_ms=lateness, dedup=p.order.dedup,
+                              altitude=fixes.altitude_m)
+    f = fixes.take(idx)
+    keep = clean_mask(f.t_ms, f.lat, f.lon, f.accuracy_m, max_accuracy_m=p.clean.max_accuracy_m,
+                      max_speed_mps=p.clean.max_speed_mps, max_gap_ms=p.stops.max_gap_s * 1000)
+    if start_ms is not None:
+        keep &= f.t_ms >= start_ms
+    f = f.take(np.flatnonzero(keep))
+    t, lat, lon = f.t_ms, f.lat, f.lon
+
+    first, last, kind = _stops(t, lat, lon, rules)
+    s_lat, s_lon = _positions(lat, lon, first, last, kind, p.stops.position)
+    seg = L.segments(t, lat, lon, first, last, window=p.legs.speed_window,
+                     max_gap_ms=p.stops.max_gap_s * 1000)
+    trips = L.trips(seg)
+    vehicle = L.vehicle_legs(t, seg, p.legs)
+    other = L.other_legs(trips, vehicle)
+
+    state = PlaceState.empty() if places is None else places
+    e = vehicle.end
+    stop_place, history, state_after = assign(
+        s_lat, s_lon, t[first], t[last], t[e], lat[e], lon[e], state, p.places.radius_m)
+    feats = leg_end_features(t, lat, lon, seg, vehicle, history, signals, p)
+
+    key = {"rules_version": rules.identity, "device_id": device_id}
+    n_stop = len(first)
+    tables = {
+        "facts_stop": _table("facts_stop", key, n_stop, {
+            "started_ms": t[first], "finished_ms": t[last], "lat": s_lat, "lon": s_lon,
+            "n_fixes": last - first + 1, "kind": np.where(kind == 0, "stay", "gap"),
+            "place_no": stop_place}),
+        "facts_trip": _spans_table("facts_trip", key, trips, t, lat, lon, seg, {}),
+        "facts_leg": _legs_table(key, vehicle, other, t, lat, lon, seg),
+        "facts_leg_end": _table("facts_leg_end", key, len(e), {
+            "ended_ms": t[e], "lat": lat[e], "lon": lon[e], "leg_started_ms": t[vehicle.start],
+            "decided_ms": t[e] + int(p.features.wait_s * 1000), "place_no": history.place,
+            **{c: feats.column(c) for c in feats.column_names}}),
+        "facts_place": _table("facts_place", key, len(state_after), {
+            "place_no": np.arange(len(state_after)), "lat": state_after.lat,
+            "lon": state_after.lon, "n_visits": state_after.visits,
+            "dwell_total_s": state_after.dwell_ms / 1000.0, "first_ms": state_after.first_ms,
+            "last_ms": state_after.last_ms}),
+    }
+    return DeviceFacts(tables, n_late, len(t))
+
+
+def _stops(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, rules: RulesVersion
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First and last member of every stop, in time order, and its kind (0 stay, 1 gap)."""
+    p = rules.params.stops
+    sp = sliding_staypoints(t, lat, lon, radius_m=p.radius_m,
+                            min_duration_ms=int(p.min_duration_s * 1000),
+                            max_gap_ms=int(p.max_gap_s * 1000), distance=p.distance)
+    first, last = np.asarray(sp.first, np.int64), np.asarray(sp.last, np.int64)
+    kind = np.zeros(len(first), np.int64)
+    if np.isfinite(p.gap_stop_min_s) and len(t) > 1:
+        gap = np.flatnonzero((np.diff(t) >= p.gap_stop_min_s * 1000)
+                             & (haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]) <= p.radius_m))
+        first = np.concatenate([first, gap])
+        last = np.concatenate([last, gap + 1])
+        kind = np.concatenate([kind, np.ones(len(gap), np.int64)])
+        order = np.argsort(first, kind="stable")
+        first, last, kind = first[order], last[order], kind[order]
+    if len(first) > 1:  # touching stops at one spot are one stay (a phone dozing at home)
+        touch = (first[1:] <= last[:-1] + 1) & (haversine_m(
+            lat[first[:-1]], lon[first[:-1]], lat[first[1:]], lon[first[1:]]) <= p.radius_m)
+        if touch.any():
+            head = np.concatenate([[True], ~touch])
+            group = np.cumsum(head) - 1
+            new_last = np.zeros(int(head.sum()), np.int64)
+            np.maximum.at(new_last, group, last)
+            first, last, kind = first[head], new_last, kind[head]
+    return first, last, kind
+
+
+def _positions(lat: np.ndarray, lon: np.ndarray, first: np.ndarray, last: np.ndarray,
+               kind: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    s_lat, s_lon = staypoint_positions(lat, lon, first, last, method)
+    return np.asarray(s_lat, np.float64), np.asarray(s_lon, np.float64)
+
+
+def _table(name: str, key: dict[str, str], n: int, cols: dict[str, object]) -> pa.Table:
+    schema = SCHEMAS[name]
+    arrays = {k: pa.array([v] * n, pa.string()) for k, v in key.items()}
+    for f in schema:
+        if f.name not in arrays:
+            arrays[f.name] = pa.array(cols[f.name], f.type) if not isinstance(
+                cols[f.name], pa.ChunkedArray) else cols[f.name].cast(f.type)
+    return pa.table(arrays, schema=schema)
+
+
+def _spans_table(name: str, key: dict[str, str], spans: L.Spans, t: np.ndarray,
+                 lat: np.ndarray, lon: np.ndarray, seg: L.Segments,
+                 extra: dict[str, object]) -> pa.Table:
+    s, e = spans.start, spans.end
+    return _table(name, key, len(s), {
+        "started_ms": t[s], "finished_ms": t[e], "start_lat": lat[s], "start_lon": lon[s],
+        "end_lat": lat[e], "end_lon": lon[e], "distance_m": L.span_distance(seg, spans),
+        "n_fixes": e - s + 1, **extra})
+
+
+def _legs_table(key: dict[str, str], vehicle: L.Spans, other: L.Spans, t: np.ndarray,
+                lat: np.ndarray, lon: np.ndarray, seg: L.Segments) -> pa.Table:
+    both = L.Spans(np.concatenate([vehicle.start, other.start]),
+                   np.concatenate([vehicle.end, other.end]))
+    mode = np.concatenate([np.full(len(vehicle), "vehicle"), np.full(len(other), "other")])
+    order = np.argsort(both.start, kind="stable")
+    both = L.Spans(both.start[order], both.end[order])
+    return _spans_table("facts_leg", key, both, t, lat, lon, seg, {"mode": mode[order]})
