@@ -9,8 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from parkloop.store import Store
+
+# compiled kernels take a while on their first call: time budgets belong in bench/, not here
+settings.register_profile("parkloop", deadline=None)
+settings.load_profile("parkloop")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GEOLIFE_MINI = SHARED_DATA / "geolife" / "geolife-mini.zip"

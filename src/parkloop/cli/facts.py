@@ -9,8 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, open_store, out, print_json, \
-    progress
+from parkloop.cli._common import (
+    DEFAULT,
+    JsonOpt,
+    StoreOpt,
+    err,
+    open_store,
+    out,
+    print_json,
+    progress,
+)
 from parkloop.facts.build import build as run_build
 from parkloop.facts.catalog import export_stops, list_versions
 from parkloop.facts.rules import DEFAULT_RULES, load_rules

@@ -77,7 +77,7 @@ def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Se
     away = np.where(n_after > 0, haversine_m(lat[e], lon[e], lat[last], lon[last]), 0.0)
     max_away = np.zeros(len(e))
     drives_on = np.zeros(len(e), dtype=bool)
-    fast = (seg.smooth_mps >= params.legs.vehicle_speed_mps) & ~seg.blocked
+    fast = (seg.smooth_mps >= params.legs.vehicle_speed_mps) & ~seg.gap
     for k in np.flatnonzero(n_after > 0):  # one iteration per leg end, vectorised within
         window = slice(e[k] + 1, last[k] + 1)
         max_away[k] = haversine_m(lat[e[k]], lon[e[k]], lat[window], lon[window]).max()

@@ -104,36 +104,56 @@ class DeviceStream:
         return Signals(lt, lc.astype(bool), at, af.astype(bool))
 
     def _run(self, final_until: int) -> Update:
+        complete = None if final_until == np.iinfo(np.int64).max else \
+            self._max_seen - self._lateness
         facts = device_facts(self.device_id, self._fixes, self._signals(), self.rules,
-                             places=self._places, lateness_ms=np.inf, start_ms=self._restart)
+                             places=self._places, lateness_ms=np.inf, start_ms=self._restart,
+                             complete_until_ms=complete)
         self._last_tables = facts.tables
         final, provisional = {}, {}
         for name, end_col in END.items():
             table = facts.tables[name]
             key = np.asarray(table.column(KEY[name]))
             end = np.asarray(table.column(end_col))
+            until = final_until
+            if name in ("facts_trip", "facts_leg") and facts.open_since_ms is not None \
+                    and final_until != np.iinfo(np.int64).max:
+                until = min(until, facts.open_since_ms - 1)  # a stop may still start there
             fresh = key > self._emitted[name]
-            done = fresh & (end <= final_until)
+            if self._restart is not None:  # rows before the restart point were settled
+                fresh &= key >= self._restart
+            done = fresh & (end <= until)
             final[name] = table.filter(pa.array(done))
             provisional[name] = table.filter(pa.array(fresh & ~done))
             if done.any():
                 self._emitted[name] = int(key[done].max())
         provisional["facts_place"] = facts.tables["facts_place"]
-        self._advance(facts.tables["facts_stop"], final_until)
+        self._advance(facts.tables, final_until, facts.open_since_ms)
         return Update(final, provisional)
 
-    def _advance(self, stops: pa.Table, final_until: int) -> None:
-        """Move the restart point to the latest stop that can no longer change before it."""
+    def _advance(self, tables: dict[str, pa.Table], final_until: int,
+                 open_since: int | None) -> None:
+        """Move the restart point to the latest stop start that nothing can change any more
+        and that no vehicle leg reaches (legs may run into a stop's first fixes)."""
+        stops = tables["facts_stop"]
         start = np.asarray(stops.column("started_ms"))
-        kind = np.asarray(stops.column("kind").to_pylist(), object) if len(start) else start
-        ok = (start + self._horizon <= final_until) & (kind == "stay")
+        ok = start + self._horizon <= final_until
+        if open_since is not None:  # what precedes the restart point must be settled
+            ok &= start < open_since
         if self._restart is not None:
             ok &= start > self._restart
-        if not ok.any():
+        legs = tables["facts_leg"].filter(pc.equal(tables["facts_leg"].column("mode"),
+                                                   "vehicle"))
+        reach = int(self.rules.params.legs.max_pause_s * 1000) + 60_000
+        l_start = np.asarray(legs.column("started_ms"))
+        l_end = np.asarray(legs.column("finished_ms")) + reach
+        for k in np.flatnonzero(ok)[::-1]:  # newest first; usually the first one will do
+            r = int(start[k])
+            if not np.any((l_start < r) & (l_end >= r)):
+                break
+        else:
             return
-        k = int(np.flatnonzero(ok)[-1])
-        new_restart = int(start[k])
-        before = stops.slice(0, k)
+        before = stops.slice(0, int(k))
         if self._restart is not None:
             before = before.filter(pc.greater_equal(before.column("started_ms"), self._restart))
         _, _, self._places = assign(
@@ -141,16 +161,18 @@ class DeviceStream:
             np.asarray(before.column("started_ms")), np.asarray(before.column("finished_ms")),
             np.zeros(0, np.int64), np.zeros(0), np.zeros(0), self._places,
             self.rules.params.places.radius_m)
-        self._restart = new_restart
-        self._trim(new_restart)
+        self._restart = r
+        self._trim(r)
 
     def _trim(self, restart: int) -> None:
-        """Drop fixes before the restart point, keeping one usable fix before it as context
-        for cleaning."""
+        """Drop fixes before the restart point, keeping a few usable ones before it as
+        context for cleaning and speed smoothing."""
         f = self._fixes
         acc_ok = ~(f.accuracy_m > self.rules.params.clean.max_accuracy_m)
-        earlier = f.t_ms[(f.t_ms < restart) & acc_ok]
-        keep_from = int(earlier.max()) if len(earlier) else restart
+        earlier = np.unique(f.t_ms[(f.t_ms < restart) & acc_ok])
+        context = self.rules.params.legs.speed_window + 2
+        keep_from = int(earlier[-context]) if len(earlier) >= context else (
+            int(earlier[0]) if len(earlier) else restart)
         self._fixes = f.take(np.flatnonzero(f.t_ms >= keep_from))
 
 

@@ -4,7 +4,9 @@ A vehicle leg is a run of segments whose smoothed speed is vehicle-like, kept to
 pauses of at most ``max_pause_s`` (red lights, jams), stretched at both ends while the
 vehicle is still rolling faster than walking pace, and at least ``min_vehicle_leg_m`` long.
 Its last fix is the *leg end*: where and when the vehicle stopped for good, or where
-recording stopped. Stops and recording gaps always break legs and trips.
+recording stopped. Vehicle legs depend on the motion alone (recording gaps break them, stops
+do not), so a leg end is settled ``max_pause_s`` after it, whatever the device does later;
+trips run between stops and gaps, and their non-vehicle parts are the other legs.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ class Segments:
     speed_mps: np.ndarray
     smooth_mps: np.ndarray
     """rolling median of ``speed_mps`` over the rules' window"""
-    blocked: np.ndarray
-    """inside a stop or across a recording gap: no trip or leg runs through it"""
+    gap: np.ndarray
+    """across a recording gap longer than the rules' max_gap_s: nothing runs through it"""
+    in_stop: np.ndarray
+    """inside a stop: trips do not run through it"""
     piece: np.ndarray
-    """label of the stretch between stops and gaps a segment belongs to; trips, legs and
-    speed smoothing never cross from one piece to another"""
+    """stretch between recording gaps; legs and speed smoothing stay within one"""
+    trip_piece: np.ndarray
+    """stretch between gaps and stop boundaries; trips stay within one"""
 
 
 @dataclass(frozen=True)
@@ -55,16 +60,27 @@ def segments(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, stop_first: np.
     np.add.at(marks, stop_first, 1)
     np.add.at(marks, stop_last, -1)
     in_stop = np.cumsum(marks)[: max(n - 1, 0)] > 0
-    blocked = in_stop | (np.diff(t_ms) > max_gap_ms)
-    starts = np.zeros(max(n - 1, 0), dtype=bool)
-    if n > 1:
-        starts[0] = True
-        starts[1:] = blocked[1:] != blocked[:-1]
+    gap = np.diff(t_ms) > max_gap_ms
+    piece = _pieces(gap)
+    trip_starts = np.zeros(len(gap), dtype=bool)
+    if len(gap):
+        trip_starts[0] = True
+        blocked = gap | in_stop
+        trip_starts[1:] = (blocked[1:] != blocked[:-1]) | (piece[1:] != piece[:-1])
         for cut in (stop_first, stop_last):  # a stop of one fix blocks nothing, but cuts
-            starts[cut[cut < n - 1]] = True
-    piece = np.cumsum(starts) - 1
+            trip_starts[cut[cut < n - 1]] = True
     smooth = rolling_median(np.minimum(v, 1e4), window, piece)
-    return Segments(d, v, np.where(blocked, 0.0, smooth), blocked, piece)
+    return Segments(d, v, np.where(gap, 0.0, smooth), gap, in_stop, piece,
+                    np.cumsum(trip_starts) - 1)
+
+
+def _pieces(gap: np.ndarray) -> np.ndarray:
+    """Label consecutive segments, starting a new label after every gap segment and at it."""
+    starts = np.zeros(len(gap), dtype=bool)
+    if len(gap):
+        starts[0] = True
+        starts[1:] = gap[1:] | gap[:-1]
+    return np.cumsum(starts) - 1
 
 
 def rolling_median(x: np.ndarray, window: int, piece: np.ndarray | None = None) -> np.ndarray:
@@ -120,26 +136,24 @@ def runs(mask: np.ndarray, piece: np.ndarray | None = None) -> Spans:
 
 
 def trips(seg: Segments) -> Spans:
-    """Trips: maximal runs of unblocked segments within a piece, as fix spans."""
-    r = runs(~seg.blocked, seg.piece)
+    """Trips: maximal runs of segments outside stops and gaps, as fix spans."""
+    r = runs(~(seg.gap | seg.in_stop), seg.trip_piece)
     return Spans(r.start, r.end + 1)
 
 
 def vehicle_legs(t_ms: np.ndarray, seg: Segments, p: Legs) -> Spans:
     """Vehicle legs as fix spans (see the module docstring)."""
-    fast = runs((seg.smooth_mps >= p.vehicle_speed_mps) & ~seg.blocked, seg.piece)
+    fast = runs((seg.smooth_mps >= p.vehicle_speed_mps) & ~seg.gap, seg.piece)
     if not len(fast):
         return fast
     start, end = fast.start, fast.end + 1                      # fix spans
-    blocks_before = np.concatenate([[0], np.cumsum(seg.blocked)])  # blocked segs before fix i
     pause_ms = t_ms[start[1:]] - t_ms[end[:-1]]
-    blocked_between = blocks_before[start[1:]] > blocks_before[end[:-1]]
     same_piece = seg.piece[start[1:]] == seg.piece[end[:-1] - 1]
-    join = (pause_ms <= p.max_pause_s * 1000) & ~blocked_between & same_piece
+    join = (pause_ms <= p.max_pause_s * 1000) & same_piece
     start, end = _merge(start, end, join)
     # roll on while faster than walking: to the first slow or blocked segment
     # roll on (and back) while faster than walking, never out of the piece
-    slow = (seg.smooth_mps <= p.walk_max_speed_mps) | seg.blocked
+    slow = (seg.smooth_mps <= p.walk_max_speed_mps) | seg.gap
     new_piece = np.concatenate([[True], seg.piece[1:] != seg.piece[:-1]])
     forward = np.flatnonzero(slow | new_piece)
     backward = np.flatnonzero(slow | np.concatenate([new_piece[1:], [True]]))
@@ -164,11 +178,19 @@ def _merge(start: np.ndarray, end: np.ndarray, join: np.ndarray) -> tuple[np.nda
 
 
 def other_legs(trip: Spans, vehicle: Spans) -> Spans:
-    """The parts of each trip not in a vehicle leg (walking, cycling, standing). Vehicle legs
-    lie inside trips, so trip starts and vehicle-leg ends open pieces, vehicle-leg starts and
+    """The parts of each trip not in a vehicle leg (walking, cycling, standing).
+
+    Each vehicle leg is clipped to the trip it overlaps (it may reach into the stop where the
+    car halted); then trip starts and vehicle-leg ends open pieces, vehicle-leg starts and
     trip ends close them, in order."""
-    starts = np.sort(np.concatenate([trip.start, vehicle.end]))
-    ends = np.sort(np.concatenate([vehicle.start, trip.end]))
+    if not len(trip):
+        return trip
+    k = np.clip(np.searchsorted(trip.start, vehicle.end, side="left") - 1, 0, len(trip) - 1)
+    v_start = np.maximum(vehicle.start, trip.start[k])
+    v_end = np.minimum(vehicle.end, trip.end[k])
+    inside = v_end > v_start
+    starts = np.sort(np.concatenate([trip.start, v_end[inside]]))
+    ends = np.sort(np.concatenate([v_start[inside], trip.end]))
     keep = ends > starts
     return Spans(starts[keep], ends[keep])
 
@@ -179,17 +201,26 @@ def span_distance(seg: Segments, spans: Spans) -> np.ndarray:
 
 
 def span_sum(x: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """``x[start:end].sum()`` for disjoint, ordered spans, each summed on its own (not as a
-    difference of prefix sums), so a span's value does not depend on what precedes it.
+    """``x[start:end]`` summed left to right for every span: a span's value depends on its own
+    elements only, not on where it lies (prefix-sum differences and NumPy's pairwise sums
+    do not guarantee that).
 
     >>> span_sum(np.array([1., 2., 3., 4.]), np.array([0, 2]), np.array([2, 4])).tolist()
     [3.0, 7.0]
     """
-    if not len(start):
-        return np.zeros(0)
-    bounds = np.stack([start, end], axis=1).ravel()
-    sums = np.add.reduceat(np.concatenate([x, [0.0]]), bounds)[::2]
-    return np.where(end > start, sums, 0.0)
+    return _span_sum(np.asarray(x, np.float64), np.asarray(start, np.int64),
+                     np.asarray(end, np.int64))
+
+
+@numba.njit(cache=True)
+def _span_sum(x: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(start))
+    for k in range(len(start)):
+        total = 0.0
+        for i in range(start[k], end[k]):
+            total += x[i]
+        out[k] = total
+    return out
 
 
 __all__ = ["Segments", "Spans", "other_legs", "runs", "segments", "span_distance",

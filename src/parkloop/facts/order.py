@@ -25,9 +25,9 @@ def late_mask(t_ms: np.ndarray, arrival: np.ndarray, lateness_ms: float) -> np.n
     allowed lateness. ``arrival`` ranks the fixes in arrival order."""
     order = np.argsort(arrival, kind="stable")
     t = t_ms[order]
-    newest_before = np.maximum.accumulate(np.concatenate([[np.iinfo(np.int64).min], t[:-1]]))
+    newest_before = np.maximum.accumulate(np.concatenate([[-np.inf], t[:-1].astype(float)]))
     late = np.zeros(len(t_ms), dtype=bool)
-    late[order] = t < newest_before - lateness_ms
+    late[order] = t < newest_before - float(lateness_ms)
     return late
 
 

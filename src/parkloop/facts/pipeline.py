@@ -14,11 +14,10 @@ import pyarrow as pa
 from parkloop.facts import legs as L
 from parkloop.facts.clean import clean_mask
 from parkloop.facts.features import Signals, leg_end_features
-from parkloop.facts.geo import haversine_m
 from parkloop.facts.order import order_fixes
 from parkloop.facts.places import PlaceState, assign
 from parkloop.facts.rules import RulesVersion
-from parkloop.facts.staypoints import sliding_staypoints, staypoint_positions
+from parkloop.facts.staypoints import PositionMethod, sliding_staypoints, staypoint_positions
 from parkloop.facts.tables import SCHEMAS
 
 
@@ -48,16 +47,21 @@ class DeviceFacts:
     tables: dict[str, pa.Table]
     n_late: int
     n_used: int
+    open_since_ms: int | None = None
+    """start of the stop window still open at the end (a stop may begin there): trips and
+    legs reaching it are not settled yet"""
 
 
 def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVersion, *,
                  places: PlaceState | None = None, lateness_ms: float | None = None,
-                 start_ms: int | None = None) -> DeviceFacts:
+                 start_ms: int | None = None, complete_until_ms: int | None = None
+                 ) -> DeviceFacts:
     """Every fact of one device from its fixes and signals (see the step modules).
 
     The incremental engine resumes with ``start_ms`` (the start of a stop: every step
     restarts there), ``places`` (the place state before it) and fixes from just before it
-    (context for cleaning)."""
+    (context for cleaning), and ``complete_until_ms``: no fix at or before it can still
+    arrive, which settles every stop window closed by then."""
     p = rules.params
     lateness = p.order.allowed_lateness_s * 1000 if lateness_ms is None else lateness_ms
     idx, n_late = order_fixes(fixes.t_ms, fixes.lat, fixes.lon, fixes.arrival,
@@ -66,13 +70,20 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
     f = fixes.take(idx)
     keep = clean_mask(f.t_ms, f.lat, f.lon, f.accuracy_m, max_accuracy_m=p.clean.max_accuracy_m,
                       max_speed_mps=p.clean.max_speed_mps, max_gap_ms=p.stops.max_gap_s * 1000)
-    if start_ms is not None:
-        keep &= f.t_ms >= start_ms
     f = f.take(np.flatnonzero(keep))
     t, lat, lon = f.t_ms, f.lat, f.lon
 
-    first, last, kind = _stops(t, lat, lon, rules)
-    s_lat, s_lon = _positions(lat, lon, first, last, kind, p.stops.position)
+    # the stop kernel restarts at ``start_ms`` (an anchor); fixes before it are context only
+    skip = int(np.searchsorted(t, start_ms)) if start_ms is not None else 0
+    first, last, finish, open_first = _stops(t[skip:], lat[skip:], lon[skip:], rules)
+    first, last, finish = first + skip, last + skip, finish + skip
+    upto = len(t) if complete_until_ms is None else int(
+        np.searchsorted(t, complete_until_ms, side="right"))
+    if upto < len(t):  # where the window open at the end of the complete data began
+        open_first = _stops(t[skip:upto], lat[skip:upto], lon[skip:upto], rules)[3]
+    open_since = int(t[skip + open_first]) if upto > skip else (
+        int(t[skip]) if len(t) > skip else None)
+    s_lat, s_lon = _positions(lat, lon, first, last, p.stops.position)
     seg = L.segments(t, lat, lon, first, last, window=p.legs.speed_window,
                      max_gap_ms=p.stops.max_gap_s * 1000)
     trips = L.trips(seg)
@@ -82,16 +93,15 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
     state = PlaceState.empty() if places is None else places
     e = vehicle.end
     stop_place, history, state_after = assign(
-        s_lat, s_lon, t[first], t[last], t[e], lat[e], lon[e], state, p.places.radius_m)
+        s_lat, s_lon, t[first], t[finish], t[e], lat[e], lon[e], state, p.places.radius_m)
     feats = leg_end_features(t, lat, lon, seg, vehicle, history, signals, p)
 
     key = {"rules_version": rules.identity, "device_id": device_id}
     n_stop = len(first)
     tables = {
         "facts_stop": _table("facts_stop", key, n_stop, {
-            "started_ms": t[first], "finished_ms": t[last], "lat": s_lat, "lon": s_lon,
-            "n_fixes": last - first + 1, "kind": np.where(kind == 0, "stay", "gap"),
-            "place_no": stop_place}),
+            "started_ms": t[first], "finished_ms": t[finish], "lat": s_lat, "lon": s_lon,
+            "n_fixes": last - first + 1, "place_no": stop_place}),
         "facts_trip": _spans_table("facts_trip", key, trips, t, lat, lon, seg, {}),
         "facts_leg": _legs_table(key, vehicle, other, t, lat, lon, seg),
         "facts_leg_end": _table("facts_leg_end", key, len(e), {
@@ -104,40 +114,24 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
             "dwell_total_s": state_after.dwell_ms / 1000.0, "first_ms": state_after.first_ms,
             "last_ms": state_after.last_ms}),
     }
-    return DeviceFacts(tables, n_late, len(t))
+    return DeviceFacts(tables, n_late, len(t), open_since)
 
 
 def _stops(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, rules: RulesVersion
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """First and last member of every stop, in time order, and its kind (0 stay, 1 gap)."""
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """First member, last member and finishing fix (the first fix outside) of every stop, in
+    time order, and the anchor of the window still open at the end."""
     p = rules.params.stops
     sp = sliding_staypoints(t, lat, lon, radius_m=p.radius_m,
                             min_duration_ms=int(p.min_duration_s * 1000),
-                            max_gap_ms=int(p.max_gap_s * 1000), distance=p.distance)
-    first, last = np.asarray(sp.first, np.int64), np.asarray(sp.last, np.int64)
-    kind = np.zeros(len(first), np.int64)
-    if np.isfinite(p.gap_stop_min_s) and len(t) > 1:
-        gap = np.flatnonzero((np.diff(t) >= p.gap_stop_min_s * 1000)
-                             & (haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]) <= p.radius_m))
-        first = np.concatenate([first, gap])
-        last = np.concatenate([last, gap + 1])
-        kind = np.concatenate([kind, np.ones(len(gap), np.int64)])
-        order = np.argsort(first, kind="stable")
-        first, last, kind = first[order], last[order], kind[order]
-    if len(first) > 1:  # touching stops at one spot are one stay (a phone dozing at home)
-        touch = (first[1:] <= last[:-1] + 1) & (haversine_m(
-            lat[first[:-1]], lon[first[:-1]], lat[first[1:]], lon[first[1:]]) <= p.radius_m)
-        if touch.any():
-            head = np.concatenate([[True], ~touch])
-            group = np.cumsum(head) - 1
-            new_last = np.zeros(int(head.sum()), np.int64)
-            np.maximum.at(new_last, group, last)
-            first, last, kind = first[head], new_last, kind[head]
-    return first, last, kind
+                            max_gap_ms=int(p.max_gap_s * 1000), distance=p.distance,
+                            gap_within_radius=p.gap_within_radius)
+    return (np.asarray(sp.first, np.int64), np.asarray(sp.last, np.int64),
+            np.asarray(sp.finish, np.int64), int(sp.open_first))
 
 
 def _positions(lat: np.ndarray, lon: np.ndarray, first: np.ndarray, last: np.ndarray,
-               kind: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+               method: PositionMethod) -> tuple[np.ndarray, np.ndarray]:
     s_lat, s_lon = staypoint_positions(lat, lon, first, last, method)
     return np.asarray(s_lat, np.float64), np.asarray(s_lon, np.float64)
 
@@ -147,8 +141,9 @@ def _table(name: str, key: dict[str, str], n: int, cols: dict[str, object]) -> p
     arrays = {k: pa.array([v] * n, pa.string()) for k, v in key.items()}
     for f in schema:
         if f.name not in arrays:
-            arrays[f.name] = pa.array(cols[f.name], f.type) if not isinstance(
-                cols[f.name], pa.ChunkedArray) else cols[f.name].cast(f.type)
+            col = cols[f.name]
+            arrays[f.name] = col.cast(f.type) if isinstance(col, pa.ChunkedArray) else \
+                pa.array(col, f.type)
     return pa.table(arrays, schema=schema)
 
 

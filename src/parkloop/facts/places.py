@@ -60,8 +60,8 @@ def assign(stop_lat: np.ndarray, stop_lon: np.ndarray, stop_start_ms: np.ndarray
     cap = len(state) + len(stop_lat)
     arrays = [np.concatenate([a, np.zeros(cap - len(state), a.dtype)]) for a in (
         state.lat, state.lon, state.visits, state.dwell_ms, state.first_ms, state.last_ms)]
-    out = _assign(stop_lat, stop_lon, stop_start_ms, stop_end_ms, query_ms, query_lat,
-                  query_lon, *arrays, len(state), radius_m)
+    out = _assign(stop_lat, stop_lon, stop_start_ms, stop_end_ms,  # type: ignore[call-arg]
+                  query_ms, query_lat, query_lon, *arrays, len(state), radius_m)
     stop_place, q_place, q_visits, q_dwell, q_top, q_n, n = out
     new = PlaceState(*(a[:n] for a in arrays))
     return stop_place, PlaceHistory(q_place, q_visits, q_dwell, q_top, q_n), new

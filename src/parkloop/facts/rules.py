@@ -18,7 +18,7 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -39,37 +39,40 @@ class _Section(BaseModel):
 
 class Order(_Section):
     dedup: Literal["time", "exact"] = "time"
-    allowed_lateness_s: float = Field(21600, ge=0)
+    allowed_lateness_s: Annotated[float, Field(ge=0)] = 21600
 
 
 class Clean(_Section):
-    max_accuracy_m: float = Field(200.0, gt=0)
-    max_speed_mps: float = Field(80.0, gt=0)
+    max_accuracy_m: Annotated[float, Field(gt=0)] = 200.0
+    max_speed_mps: Annotated[float, Field(gt=0)] = 80.0
 
 
 class Stops(_Section):
-    radius_m: float = Field(100.0, gt=0)
-    min_duration_s: float = Field(300, ge=0)
-    max_gap_s: float = Field(900, gt=0)
+    radius_m: Annotated[float, Field(gt=0)] = 100.0
+    min_duration_s: Annotated[float, Field(ge=0)] = 300
+    max_gap_s: Annotated[float, Field(gt=0)] = 900
     distance: Literal["haversine", "cosine_law"] = "haversine"
     position: Literal["median", "trackintel"] = "median"
-    gap_stop_min_s: float = Field(1200, gt=0)
+    gap_within_radius: Literal["restart", "continue"] = "continue"
+    """after a recording gap longer than max_gap_s: restart the window (trackintel), or
+    continue it if the device is still within radius_m of the anchor (a phone that slept
+    where it lay)"""
 
 
 class Legs(_Section):
-    vehicle_speed_mps: float = Field(7.0, gt=0)
-    walk_max_speed_mps: float = Field(2.5, gt=0)
-    speed_window: int = Field(5, ge=1, le=51)
-    max_pause_s: float = Field(240, ge=0)
-    min_vehicle_leg_m: float = Field(400.0, ge=0)
+    vehicle_speed_mps: Annotated[float, Field(gt=0)] = 7.0
+    walk_max_speed_mps: Annotated[float, Field(gt=0)] = 2.5
+    speed_window: Annotated[int, Field(ge=1, le=51)] = 5
+    max_pause_s: Annotated[float, Field(ge=0)] = 240
+    min_vehicle_leg_m: Annotated[float, Field(ge=0)] = 400.0
 
 
 class Places(_Section):
-    radius_m: float = Field(150.0, gt=0)
+    radius_m: Annotated[float, Field(gt=0)] = 150.0
 
 
 class Features(_Section):
-    wait_s: float = Field(600, ge=0)
+    wait_s: Annotated[float, Field(ge=0)] = 600
 
 
 class Params(_Section):

@@ -16,17 +16,17 @@ _KEY = [("rules_version", pa.string()), ("device_id", pa.string())]
 _F, _I, _S, _B = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "facts_stop": pa.schema(_KEY + [
+    "facts_stop": pa.schema([*_KEY,
         ("started_ms", _I), ("finished_ms", _I), ("lat", _F), ("lon", _F), ("n_fixes", _I),
-        ("kind", _S), ("place_no", _I)]),
-    "facts_trip": pa.schema(_KEY + [
+        ("place_no", _I)]),
+    "facts_trip": pa.schema([*_KEY,
         ("started_ms", _I), ("finished_ms", _I), ("start_lat", _F), ("start_lon", _F),
         ("end_lat", _F), ("end_lon", _F), ("distance_m", _F), ("n_fixes", _I)]),
-    "facts_leg": pa.schema(_KEY + [
+    "facts_leg": pa.schema([*_KEY,
         ("started_ms", _I), ("finished_ms", _I), ("mode", _S), ("start_lat", _F),
         ("start_lon", _F), ("end_lat", _F), ("end_lon", _F), ("distance_m", _F),
         ("n_fixes", _I)]),
-    "facts_leg_end": pa.schema(_KEY + [
+    "facts_leg_end": pa.schema([*_KEY,
         ("ended_ms", _I), ("lat", _F), ("lon", _F), ("leg_started_ms", _I),
         ("decided_ms", _I), ("place_no", _I)] + [
         (name, _B if name in {"drives_on", "place_is_top", "link_seen",
@@ -34,7 +34,7 @@ SCHEMAS: dict[str, pa.Schema] = {
          else _I if name in {"leg_n_halts", "weekday_local", "n_fixes_after",
                              "place_visits_before", "n_places_known"} else _F)
         for name in FEATURES]),
-    "facts_place": pa.schema(_KEY + [
+    "facts_place": pa.schema([*_KEY,
         ("place_no", _I), ("lat", _F), ("lon", _F), ("n_visits", _I), ("dwell_total_s", _F),
         ("first_ms", _I), ("last_ms", _I)]),
 }

@@ -1,0 +1,136 @@
+"""Incremental facts equal batch facts, for any chunking and any arrival order within the
+allowed lateness (DESIGN.md: facts are reproducible)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parkloop.facts.build import read_device
+from parkloop.facts.features import Signals
+from parkloop.facts.incremental import KEY, DeviceStream
+from parkloop.facts.pipeline import Fixes, device_facts
+from parkloop.facts.rules import RulesVersion, load_rules
+from parkloop.facts.tables import table_digest
+from parkloop.raw.geolife import import_geolife
+from parkloop.store import Store
+
+
+def stream(device: str, fixes: Fixes, signals: Signals, rules: RulesVersion,
+           rng: np.random.Generator, lateness_share: float, max_chunk: int
+           ) -> tuple[dict[str, pa.Table], DeviceStream]:
+    """Feed a device's events in a shuffled order (each event delayed by up to
+    ``lateness_share`` of the allowed lateness) and random chunks; collect final facts."""
+    lateness = rules.params.order.allowed_lateness_s * 1000
+    arrive = fixes.t_ms + rng.uniform(0, lateness * lateness_share, len(fixes))
+    order = np.argsort(arrive, kind="stable")
+    link_at = signals.link_ms + rng.uniform(0, lateness * lateness_share, len(signals.link_ms))
+    act_at = signals.activity_ms + rng.uniform(0, lateness * lateness_share,
+                                               len(signals.activity_ms))
+    s = DeviceStream(device, rules)
+    got: dict[str, list[pa.Table]] = {k: [] for k in KEY}
+    i = 0
+    while i < len(order):
+        idx = order[i:i + int(rng.integers(1, max_chunk + 1))]
+        i += len(idx)
+        upto = arrive[idx].max() if i < len(order) else np.inf
+        lo = arrive[order[i - len(idx) - 1]] if i - len(idx) > 0 else -np.inf
+        li = (link_at > lo) & (link_at <= upto)
+        ai = (act_at > lo) & (act_at <= upto)
+        sig = Signals(signals.link_ms[li], signals.link_connected[li],
+                      signals.activity_ms[ai], signals.activity_on_foot[ai])
+        update = s.push(fixes.t_ms[idx], fixes.lat[idx], fixes.lon[idx], fixes.accuracy_m[idx],
+                        fixes.altitude_m[idx], sig)
+        for k in got:
+            got[k].append(update.final[k])
+    final = s.flush().final
+    return {k: pa.concat_tables([*v, final[k]]) for k, v in got.items()}, s
+
+
+def assert_same(got: dict[str, pa.Table], s: DeviceStream, batch: dict[str, pa.Table]) -> None:
+    for name, table in got.items():
+        assert table_digest(table) == table_digest(batch[name]), name
+    assert table_digest(s.places()) == table_digest(batch["facts_place"])
+
+
+@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(device=st.integers(0, 5), seed=st.integers(0, 2**32 - 1),
+       share=st.sampled_from([0.0, 0.3, 0.99]), max_chunk=st.sampled_from([5, 60, 800]))
+def test_simulated_streams(sim_store: Store, device: int, seed: int, share: float,
+                           max_chunk: int) -> None:
+    rules = load_rules("v1")
+    name = sim_store.con.execute("SELECT DISTINCT device_id FROM raw_fix ORDER BY 1"
+                                 ).fetchall()[device][0]
+    fixes, signals = read_device(sim_store, name)
+    batch = device_facts(name, fixes, signals, rules).tables
+    got, s = stream(name, fixes, signals, rules, np.random.default_rng(seed), share, max_chunk)
+    assert sum(t.num_rows for t in got.values()) > 0
+    assert_same(got, s, batch)
+
+
+def test_late_fixes_are_ignored_the_same_way(sim_store: Store) -> None:
+    """Beyond the allowed lateness, the batch build and the stream drop the same fixes."""
+    rules = load_rules("v1")
+    name = "sim-default-s11-0000"
+    fixes, signals = read_device(sim_store, name)
+    rng = np.random.default_rng(5)
+    arrival = np.argsort(fixes.t_ms + rng.uniform(0, 3 * 6 * 3600e3, len(fixes)))
+    shuffled = fixes.take(arrival)
+    shuffled = Fixes(shuffled.t_ms, shuffled.lat, shuffled.lon, shuffled.accuracy_m,
+                     shuffled.altitude_m, np.arange(len(fixes)))
+    batch = device_facts(name, shuffled, signals, rules)
+    assert batch.n_late > 0
+    s = DeviceStream(name, rules)
+    got: dict[str, list[pa.Table]] = {k: [] for k in KEY}
+    for i in range(0, len(fixes), 97):
+        sl = slice(i, i + 97)
+        u = s.push(shuffled.t_ms[sl], shuffled.lat[sl], shuffled.lon[sl],
+                   shuffled.accuracy_m[sl], shuffled.altitude_m[sl],
+                   signals if i == 0 else None)
+        for k in got:
+            got[k].append(u.final[k])
+    final = s.flush().final
+    assert s.late == batch.n_late
+    assert_same({k: pa.concat_tables([*v, final[k]]) for k, v in got.items()}, s,
+                batch.tables)
+
+
+def test_open_facts_are_provisional_until_they_close(sim_store: Store) -> None:
+    rules = load_rules("v1")
+    fixes, signals = read_device(sim_store, "sim-default-s11-0001")
+    s = DeviceStream("d", rules)
+    half = len(fixes) // 2
+    u = s.push(fixes.t_ms[:half], fixes.lat[:half], fixes.lon[:half],
+               fixes.accuracy_m[:half], fixes.altitude_m[:half], signals)
+    newest = int(fixes.t_ms[:half].max())
+    for name, table in u.final.items():
+        ends = np.asarray(table.column("decided_ms" if name == "facts_leg_end" else
+                                       "finished_ms"))
+        assert (ends <= newest).all(), name  # nothing final that data could still change
+    assert sum(t.num_rows for t in u.provisional.values()) > 0
+
+
+@pytest.fixture(scope="module")
+def geolife_store(tmp_path_factory: pytest.TempPathFactory, geolife_mini: Path) -> Path:
+    path = tmp_path_factory.mktemp("geo") / "store"
+    with Store.create(path) as store:
+        import_geolife(store, geolife_mini)
+    return path
+
+
+@settings(max_examples=4, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(person=st.sampled_from(["geolife-000", "geolife-021", "geolife-076"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_geolife_streams(geolife_store: Path, person: str, seed: int) -> None:
+    rules = load_rules("v1")
+    with Store.open(geolife_store, read_only=True) as store:
+        fixes, signals = read_device(store, person)
+    batch = device_facts(person, fixes, signals, rules).tables
+    got, s = stream(person, fixes, signals, rules, np.random.default_rng(seed), 0.5, 2000)
+    assert got["facts_leg_end"].num_rows > 0
+    assert_same(got, s, batch)
