@@ -45,6 +45,13 @@ class BuildReport:
 
 
 def ensure_tables(store: Store) -> None:
+    """Create the fact tables; facts are derived data, so tables of an older layout are
+    dropped and rebuilt rather than migrated (raw tables are never touched)."""
+    layout = tables.layout_digest()
+    if store.scalar("SELECT value FROM meta WHERE key = 'facts_layout'") != layout:
+        for name in [*tables.SCHEMAS, "facts_build"]:
+            store.con.execute(f"DROP TABLE IF EXISTS {name}")
+        store.con.execute("INSERT OR REPLACE INTO meta VALUES ('facts_layout', ?)", [layout])
     for stmt in tables.ddl():
         store.con.execute(stmt)
 
@@ -78,7 +85,6 @@ def build(store: Store, rules: RulesVersion, *,
     """Build ``rules``' facts for every device in the store, replacing that version's old
     facts atomically."""
     start = time.perf_counter()
-    ensure_tables(store)
     devices = [d for (d,) in store.con.execute(
         "SELECT DISTINCT device_id FROM raw_fix ORDER BY device_id").fetchall()]
     watermark = int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch"))
@@ -97,6 +103,7 @@ def build(store: Store, rules: RulesVersion, *,
     con = store.con
     con.execute("BEGIN")
     try:
+        ensure_tables(store)
         rows = {}
         for name, schema in tables.SCHEMAS.items():
             con.execute(f"DELETE FROM {name} WHERE rules_version = ?", [rules.identity])

@@ -170,9 +170,11 @@ class DeviceStream:
         f = self._fixes
         acc_ok = ~(f.accuracy_m > self.rules.params.clean.max_accuracy_m)
         earlier = np.unique(f.t_ms[(f.t_ms < restart) & acc_ok])
-        context = self.rules.params.legs.speed_window + 2
+        legs = self.rules.params.legs
+        context = 2 * legs.speed_window + 2
         keep_from = int(earlier[-context]) if len(earlier) >= context else (
             int(earlier[0]) if len(earlier) else restart)
+        keep_from -= int(legs.speed_baseline_s * 1000) + 1  # speeds reach back this far
         self._fixes = f.take(np.flatnonzero(f.t_ms >= keep_from))
 
 

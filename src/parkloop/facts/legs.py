@@ -51,8 +51,12 @@ class Spans:
 
 
 def segments(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, stop_first: np.ndarray,
-             stop_last: np.ndarray, *, window: int, max_gap_ms: float) -> Segments:
-    """Distances, speeds and blocking of every segment of a cleaned track."""
+             stop_last: np.ndarray, *, window: int, max_gap_ms: float,
+             baseline_ms: float = 0.0) -> Segments:
+    """Distances, speeds and blocking of every segment of a cleaned track. With a
+    ``baseline_ms``, a segment's speed is the displacement over about that long around it
+    (GPS noise of a few metres reads as walking or driving speed between fixes a second
+    apart, not over twenty seconds)."""
     n = len(t_ms)
     d = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:]) if n > 1 else np.zeros(0)
     v = segment_speeds(t_ms, lat, lon, d) if n > 1 else np.zeros(0)
@@ -62,6 +66,8 @@ def segments(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, stop_first: np.
     in_stop = np.cumsum(marks)[: max(n - 1, 0)] > 0
     gap = np.diff(t_ms) > max_gap_ms
     piece = _pieces(gap)
+    if baseline_ms > 0 and n > 1:
+        v = baseline_speed(t_ms, lat, lon, piece, baseline_ms)
     trip_starts = np.zeros(len(gap), dtype=bool)
     if len(gap):
         trip_starts[0] = True
@@ -72,6 +78,25 @@ def segments(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, stop_first: np.
     smooth = rolling_median(np.minimum(v, 1e4), window, piece)
     return Segments(d, v, np.where(gap, 0.0, smooth), gap, in_stop, piece,
                     np.cumsum(trip_starts) - 1)
+
+
+def baseline_speed(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, piece: np.ndarray,
+                   baseline_ms: float) -> np.ndarray:
+    """Speed of each segment s as the straight-line displacement, m/s, from the fix about
+    ``baseline_ms/2`` before fix s to the one about as long after fix s+1, both within the
+    segment's piece (never across a recording gap)."""
+    n = len(t_ms)
+    s = np.arange(n - 1)
+    new = np.concatenate([[True], piece[1:] != piece[:-1]])
+    lo = np.maximum.accumulate(np.where(new, s, 0))                    # first fix of piece
+    end = np.concatenate([piece[1:] != piece[:-1], [True]])
+    hi = np.minimum.accumulate(np.where(end, s, n)[::-1])[::-1] + 1    # last fix of piece
+    a = np.maximum(np.minimum(np.searchsorted(t_ms, t_ms[s] - baseline_ms / 2), s), lo)
+    b = np.minimum(np.maximum(np.searchsorted(t_ms, t_ms[s + 1] + baseline_ms / 2,
+                                              side="right") - 1, s + 1), hi)
+    dt = (t_ms[b] - t_ms[a]) / 1000.0
+    dist = haversine_m(lat[a], lon[a], lat[b], lon[b])
+    return np.where(dt > 0, dist / np.where(dt > 0, dt, 1.0), 0.0)
 
 
 def _pieces(gap: np.ndarray) -> np.ndarray:
@@ -162,9 +187,39 @@ def vehicle_legs(t_ms: np.ndarray, seg: Segments, p: Legs) -> Spans:
                    len(t_ms) - 1)
     before = np.searchsorted(backward, start) - 1
     start = np.where(before >= 0, backward[np.maximum(before, 0)] + 1, 0)
+    end = _roll_through_pauses(t_ms, seg, p, start, end, forward)
     start, end = _merge(start, end, start[1:] < end[:-1])
     long_enough = span_sum(seg.distance_m, start, end) >= p.min_vehicle_leg_m
     return Spans(start[long_enough], end[long_enough])
+
+
+def _roll_through_pauses(t_ms: np.ndarray, seg: Segments, p: Legs, start: np.ndarray,
+                         end: np.ndarray, stoppers: np.ndarray) -> np.ndarray:
+    """After a leg's end, a pause of at most ``max_pause_s`` followed by motion faster than
+    ``tail_speed_mps`` (the slow last stretch after a light or while looking for a space)
+    still belongs to the leg: carry the end on to that stretch's next stopper, repeatedly,
+    never into the next leg or across a recording gap."""
+    if not len(end) or p.tail_speed_mps <= 0:
+        return end
+    moving = runs((seg.smooth_mps > p.tail_speed_mps) & ~seg.gap, seg.piece)
+    if not len(moving):
+        return end
+    n_seg = len(seg.piece)
+    next_start = np.concatenate([start[1:], [len(t_ms)]])
+    for _ in range(64):  # each pass carries every leg at most one stretch further
+        k = np.minimum(np.searchsorted(moving.start, end), len(moving) - 1)
+        run_start, run_end = moving.start[k], moving.end[k] + 1
+        ok = (run_start >= end) & (t_ms[np.minimum(run_start, len(t_ms) - 1)] - t_ms[end]
+                                   <= p.max_pause_s * 1000)
+        ok &= seg.piece[np.minimum(run_start, n_seg - 1)] == seg.piece[np.maximum(end - 1, 0)]
+        ok &= run_start < next_start
+        if not ok.any():
+            break
+        j = np.searchsorted(stoppers, run_end)
+        rolled = np.where(j < len(stoppers), stoppers[np.minimum(j, len(stoppers) - 1)],
+                          len(t_ms) - 1)
+        end = np.where(ok, np.minimum(np.maximum(rolled, run_end), next_start), end)
+    return end
 
 
 def _merge(start: np.ndarray, end: np.ndarray, join: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

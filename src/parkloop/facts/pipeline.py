@@ -85,7 +85,8 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
         int(t[skip]) if len(t) > skip else None)
     s_lat, s_lon = _positions(lat, lon, first, last, p.stops.position)
     seg = L.segments(t, lat, lon, first, last, window=p.legs.speed_window,
-                     max_gap_ms=p.stops.max_gap_s * 1000)
+                     max_gap_ms=p.stops.max_gap_s * 1000,
+                     baseline_ms=p.legs.speed_baseline_s * 1000)
     trips = L.trips(seg)
     vehicle = L.vehicle_legs(t, seg, p.legs)
     other = L.other_legs(trips, vehicle)

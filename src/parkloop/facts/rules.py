@@ -62,7 +62,9 @@ class Stops(_Section):
 class Legs(_Section):
     vehicle_speed_mps: Annotated[float, Field(gt=0)] = 7.0
     walk_max_speed_mps: Annotated[float, Field(gt=0)] = 2.5
-    speed_window: Annotated[int, Field(ge=1, le=51)] = 5
+    speed_window: Annotated[int, Field(ge=1, le=51)] = 3
+    speed_baseline_s: Annotated[float, Field(ge=0)] = 20.0
+    tail_speed_mps: Annotated[float, Field(ge=0)] = 4.0
     max_pause_s: Annotated[float, Field(ge=0)] = 240
     min_vehicle_leg_m: Annotated[float, Field(ge=0)] = 400.0
 
@@ -113,8 +115,8 @@ class RulesVersion:
         """How far after a fact's end data can still change it (ms): facts older than the
         watermark minus this are final in the incremental engine."""
         p = self.params
-        return int(1000 * (p.stops.max_gap_s + p.legs.max_pause_s + p.features.wait_s
-                           + p.stops.min_duration_s))
+        return int(1000 * (p.stops.max_gap_s + 2 * p.legs.max_pause_s + p.features.wait_s
+                           + p.stops.min_duration_s + p.legs.speed_baseline_s))
 
 
 def _canonical(value: object) -> object:

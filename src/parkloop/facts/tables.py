@@ -48,6 +48,12 @@ _SQL = {pa.float64(): "DOUBLE", pa.int64(): "BIGINT", pa.string(): "VARCHAR",
         pa.bool_(): "BOOLEAN"}
 
 
+def layout_digest() -> str:
+    """Identity of the fact tables' layout (changes when any column does)."""
+    text = ";".join(f"{n}:{s}" for n, s in sorted(SCHEMAS.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def ddl() -> list[str]:
     """CREATE statements of the fact tables (idempotent)."""
     stmts = ["""CREATE TABLE IF NOT EXISTS facts_build (
