@@ -8,11 +8,14 @@ facts replace its previous build in one transaction; other versions stay as they
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -56,9 +59,11 @@ def ensure_tables(store: Store) -> None:
         store.con.execute(stmt)
 
 
-def read_device(store: Store, device_id: str) -> tuple[Fixes, Signals]:
-    """One device's raw fixes (arrival order = batch_no, seq) and phone signals."""
-    con = store.con
+def read_device(store: Store, device_id: str,
+                con: duckdb.DuckDBPyConnection | None = None) -> tuple[Fixes, Signals]:
+    """One device's raw fixes (arrival order = batch_no, seq) and phone signals (``con``: a
+    cursor of the store's connection, for reading from another thread)."""
+    con = store.con if con is None else con
     f = con.execute("""SELECT t_ms, lat, lon, accuracy_m, altitude_m FROM raw_fix
                        WHERE device_id = ? ORDER BY batch_no, seq""", [device_id]).fetchnumpy()
     links = con.execute("""SELECT t_ms, connected FROM raw_vehicle_link WHERE device_id = ?
@@ -80,7 +85,7 @@ def _floats(a: object) -> np.ndarray:
     return np.ma.filled(np.ma.asarray(a, dtype=np.float64), np.nan)
 
 
-def build(store: Store, rules: RulesVersion, *,
+def build(store: Store, rules: RulesVersion, *, threads: int = 2,
           on_device: Callable[[], None] | None = None) -> BuildReport:
     """Build ``rules``' facts for every device in the store, replacing that version's old
     facts atomically."""
@@ -90,16 +95,24 @@ def build(store: Store, rules: RulesVersion, *,
     watermark = int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch"))
     parts: dict[str, list[pa.Table]] = {name: [] for name in tables.SCHEMAS}
     n_fixes = n_used = n_late = 0
-    for device in devices:
-        fixes, signals = read_device(store, device)
-        facts: DeviceFacts = device_facts(device, fixes, signals, rules)
-        for name, table in facts.tables.items():
-            parts[name].append(table)
-        n_fixes += len(fixes)
-        n_used += facts.n_used
-        n_late += facts.n_late
-        if on_device:
-            on_device()
+    local = threading.local()
+
+    def one(device: str) -> tuple[int, DeviceFacts]:
+        if not hasattr(local, "con"):
+            local.con = store.con.cursor()
+        fixes, signals = read_device(store, device, local.con)
+        return len(fixes), device_facts(device, fixes, signals, rules)
+
+    # devices are independent: two at a time keeps both cores busy (the kernels drop the GIL)
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for n, facts in pool.map(one, devices):
+            for name, table in facts.tables.items():
+                parts[name].append(table)
+            n_fixes += n
+            n_used += facts.n_used
+            n_late += facts.n_late
+            if on_device:
+                on_device()
     con = store.con
     con.execute("BEGIN")
     try:

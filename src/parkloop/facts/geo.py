@@ -61,7 +61,7 @@ def cosine_law_m(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike,
     return np.asarray(EARTH_RADIUS_M * np.arccos(np.clip(c, -1.0, 1.0)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1 = lat1 * _DEG
     p2 = lat2 * _DEG
@@ -72,7 +72,7 @@ def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cosine_law_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1 = lat1 * _DEG
     p2 = lat2 * _DEG

@@ -120,27 +120,30 @@ def rolling_median(x: np.ndarray, window: int, piece: np.ndarray | None = None) 
     """
     if window <= 1 or len(x) == 0:
         return x.copy()
-    piece = np.zeros(len(x), np.int64) if piece is None else np.asarray(piece, np.int64)
-    return _rolling_median(np.asarray(x, np.float64), window, piece)
+    n = len(x)
+    piece = np.zeros(n, np.int64) if piece is None else np.asarray(piece, np.int64)
+    i = np.arange(n)
+    new = np.concatenate([[True], piece[1:] != piece[:-1]])
+    lo = np.maximum.accumulate(np.where(new, i, 0))
+    end = np.concatenate([piece[1:] != piece[:-1], [True]])
+    hi = np.minimum.accumulate(np.where(end, i, n)[::-1])[::-1]
+    return _rolling_median(np.asarray(x, np.float64), window, lo, hi)
 
 
-@numba.njit(cache=True)
-def _rolling_median(x: np.ndarray, window: int, piece: np.ndarray) -> np.ndarray:
+@numba.njit(cache=True, nogil=True)
+def _rolling_median(x: np.ndarray, window: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     n = len(x)
     out = np.empty(n)
     buf = np.empty(window)
     half = window // 2
-    lo = 0
     for i in range(n):
-        if i > 0 and piece[i] != piece[i - 1]:
-            lo = i
-        hi = i
-        while hi + 1 < n and piece[hi + 1] == piece[i] and hi < i + window:
-            hi += 1
-        for k in range(window):
-            j = min(max(i - half + k, lo), hi)
-            buf[k] = x[j]
-        buf.sort()
+        for k in range(window):  # gather (edge-padded within the piece), insertion-sorted
+            v = x[min(max(i - half + k, lo[i]), hi[i])]
+            j = k
+            while j > 0 and buf[j - 1] > v:
+                buf[j] = buf[j - 1]
+                j -= 1
+            buf[j] = v
         out[i] = buf[half] if window % 2 else 0.5 * (buf[half - 1] + buf[half])
     return out
 
@@ -232,22 +235,30 @@ def _merge(start: np.ndarray, end: np.ndarray, join: np.ndarray) -> tuple[np.nda
     return new_start, new_end
 
 
-def other_legs(trip: Spans, vehicle: Spans) -> Spans:
-    """The parts of each trip not in a vehicle leg (walking, cycling, standing).
+def other_legs(trip: Spans, vehicle: Spans, n_fixes: int) -> Spans:
+    """The parts of trips not in a vehicle leg (walking, cycling, standing): segments inside
+    a trip and outside every vehicle leg, never joined across trips.
 
-    Each vehicle leg is clipped to the trip it overlaps (it may reach into the stop where the
-    car halted); then trip starts and vehicle-leg ends open pieces, vehicle-leg starts and
-    trip ends close them, in order."""
-    if not len(trip):
-        return trip
-    k = np.clip(np.searchsorted(trip.start, vehicle.end, side="left") - 1, 0, len(trip) - 1)
-    v_start = np.maximum(vehicle.start, trip.start[k])
-    v_end = np.minimum(vehicle.end, trip.end[k])
-    inside = v_end > v_start
-    starts = np.sort(np.concatenate([trip.start, v_end[inside]]))
-    ends = np.sort(np.concatenate([v_start[inside], trip.end]))
-    keep = ends > starts
-    return Spans(starts[keep], ends[keep])
+    >>> other = other_legs(Spans(np.array([0, 6]), np.array([4, 9])),
+    ...                    Spans(np.array([1]), np.array([7])), 10)
+    >>> other.start.tolist(), other.end.tolist()
+    ([0, 7], [1, 9])
+    """
+    n_seg = max(n_fixes - 1, 0)
+    in_trip, trip_id = _cover(trip, n_seg)
+    in_vehicle, _ = _cover(vehicle, n_seg)
+    r = runs(in_trip & ~in_vehicle, trip_id)
+    return Spans(r.start, r.end + 1)
+
+
+def _cover(spans: Spans, n_seg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which segments lie in a span, and the number of the span each belongs to."""
+    marks = np.zeros(n_seg + 1, dtype=np.int64)
+    np.add.at(marks, spans.start, 1)
+    np.add.at(marks, spans.end, -1)
+    inside = np.cumsum(marks)[:n_seg] > 0
+    ids = np.cumsum(np.bincount(spans.start, minlength=n_seg + 1))[:n_seg]
+    return inside, ids
 
 
 def span_distance(seg: Segments, spans: Spans) -> np.ndarray:
@@ -267,7 +278,7 @@ def span_sum(x: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
                      np.asarray(end, np.int64))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _span_sum(x: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     out = np.zeros(len(start))
     for k in range(len(start)):

@@ -12,7 +12,7 @@ e.g. sent in two batches) are kept once; among copies that differ, the smallest
 >>> keep, late = order_fixes(t, np.array([1., 2., 1., 1., 1.]), np.zeros(5), arrival,
 ...                          lateness_ms=60_000, dedup="time")
 >>> keep.tolist(), late
-([2, 0], 1)
+([2, 0, 3], 1)
 """
 
 from __future__ import annotations
@@ -48,7 +48,10 @@ def order_fixes(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, arrival: np.
     # equal times (rare): order the tied fixes by content, so arrival order never matters
     tied = np.flatnonzero(t[1:] == t[:-1]) if len(t) > 1 else np.zeros(0, np.int64)
     if len(tied):
-        pos = np.unique(np.concatenate([tied, tied + 1]))
+        mark = np.zeros(len(t), dtype=bool)
+        mark[tied] = True
+        mark[tied + 1] = True
+        pos = np.flatnonzero(mark)
         sub = idx[pos]
         idx[pos] = sub[np.lexsort((alt[sub], lon[sub], lat[sub], t_ms[sub]))]
     if len(idx) > 1:

@@ -6,7 +6,7 @@ incremental engine run; it depends on nothing but its arguments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -87,9 +87,13 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
     seg = L.segments(t, lat, lon, first, last, window=p.legs.speed_window,
                      max_gap_ms=p.stops.max_gap_s * 1000,
                      baseline_ms=p.legs.speed_baseline_s * 1000)
+    if skip:  # context before the restart point informs speeds but starts no leg
+        before = np.zeros(len(seg.smooth_mps), dtype=bool)
+        before[:max(skip - 1, 0)] = True  # segments ending at or before the first kept fix
+        seg = replace(seg, smooth_mps=np.where(before, 0.0, seg.smooth_mps))
     trips = L.trips(seg)
     vehicle = L.vehicle_legs(t, seg, p.legs)
-    other = L.other_legs(trips, vehicle)
+    other = L.other_legs(trips, vehicle, len(t))
 
     state = PlaceState.empty() if places is None else places
     e = vehicle.end

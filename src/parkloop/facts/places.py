@@ -67,7 +67,7 @@ def assign(stop_lat: np.ndarray, stop_lon: np.ndarray, stop_start_ms: np.ndarray
     return stop_place, PlaceHistory(q_place, q_visits, q_dwell, q_top, q_n), new
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _nearest(lat: float, lon: float, plat: np.ndarray, plon: np.ndarray, n: int,
              radius_m: float) -> int:
     best, best_d = -1, radius_m
@@ -78,7 +78,7 @@ def _nearest(lat: float, lon: float, plat: np.ndarray, plon: np.ndarray, n: int,
     return best
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _assign(s_lat, s_lon, s_start, s_end, q_ms, q_lat, q_lon,  # type: ignore[no-untyped-def]
             p_lat, p_lon, p_visits, p_dwell, p_first, p_last, n, radius_m):
     stop_place = np.full(len(s_lat), -1, np.int64)

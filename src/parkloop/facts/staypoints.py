@@ -203,7 +203,7 @@ def _frozen(a: I64) -> I64:
     return a
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sliding(t: I64, lat: F64, lon: F64, radius_m: float, min_duration_ms: int,
              max_gap_ms: int, metric: int, gap_continues: bool) -> tuple[I64, I64, I64, int]:
     n = len(t)
@@ -237,14 +237,14 @@ def _sliding(t: I64, lat: F64, lon: F64, radius_m: float, min_duration_ms: int,
     return first[:k].copy(), last[:k].copy(), finish[:k].copy(), anchor
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _grown(a: I64, cap: int) -> I64:
     out = np.empty(cap, dtype=a.dtype)
     out[:len(a)] = a
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _medians(lat: F64, lon: F64, first: I64, last: I64) -> tuple[F64, F64]:
     k = len(first)
     out_lat = np.empty(k, dtype=np.float64)
