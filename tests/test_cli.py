@@ -28,7 +28,8 @@ def commands(group: Any, prefix: str = "") -> dict[str, Any]:
 
 def test_the_documented_commands_exist_and_all_take_store() -> None:
     cmds = commands(typer.main.get_command(app))
-    assert {"import geolife", "import events", "simulate", "status", "quarantine"} <= set(cmds)
+    assert {"import geolife", "import events", "simulate", "status", "quarantine",
+            "facts build", "facts list", "export stops"} <= set(cmds)
     for name, cmd in cmds.items():
         opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
         assert "--store" in opts, f"`parkloop {name}` lacks --store"
@@ -148,7 +149,13 @@ def test_a_store_in_use_is_reported_not_crashed_on(tmp_path: Path) -> None:
 def test_simulate_then_status_is_the_main_job(tmp_path: Path) -> None:
     store = tmp_path / "s"
     run_cli("simulate", "--devices", "2", "--days", "2", "--seed", "3", store=store)
-    raw = json.loads(run_cli("status", "--json", store=store).stdout)["raw"]
+    assert json.loads(run_cli("status", "--json", store=store).stdout)["facts"] == {}
+    run_cli("facts", "build", store=store)
+    status = json.loads(run_cli("status", "--json", store=store).stdout)
+    (version,) = status["facts"]
+    assert version.startswith("v1@")
+    assert status["facts"][version]["stops"] > 0
+    raw = status["raw"]
     assert raw["devices"] == 2
     assert raw["events"]["fix"] > 1000
     assert raw["events"]["label"] >= 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from parkloop.facts.catalog import built_versions
 from parkloop.raw.stats import raw_counts
 from parkloop.store import Store
 
@@ -14,4 +15,7 @@ def status(store: Store) -> dict[str, Any]:
         "store": str(store.path),
         "schema_version": store.schema_version,
         "raw": raw_counts(store),
+        "facts": {b["rules_version"]: {
+            k: b[k] for k in ("stops", "trips", "legs", "leg_ends", "places", "n_devices",
+                              "raw_watermark", "built_ms")} for b in built_versions(store)},
     }

@@ -27,4 +27,7 @@ def status(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
     table.add_row("quarantined events", f"{raw['quarantined']:,}")
     for reason, n in raw["quarantined_by_reason"].items():
         table.add_row(f"  {reason}", f"{n:,}")
+    for version, f in data["facts"].items():
+        table.add_row(f"facts {version}", f"{f['stops']:,} stops, {f['leg_ends']:,} leg ends, "
+                      f"{f['places']:,} places")
     out.print(table)
