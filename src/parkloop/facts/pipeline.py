@@ -77,12 +77,7 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
     skip = int(np.searchsorted(t, start_ms)) if start_ms is not None else 0
     first, last, finish, open_first = _stops(t[skip:], lat[skip:], lon[skip:], rules)
     first, last, finish = first + skip, last + skip, finish + skip
-    upto = len(t) if complete_until_ms is None else int(
-        np.searchsorted(t, complete_until_ms, side="right"))
-    if upto < len(t):  # where the window open at the end of the complete data began
-        open_first = _stops(t[skip:upto], lat[skip:upto], lon[skip:upto], rules)[3]
-    open_since = int(t[skip + open_first]) if upto > skip else (
-        int(t[skip]) if len(t) > skip else None)
+    open_since = _open_since(t, lat, lon, skip, open_first, complete_until_ms, rules)
     s_lat, s_lon = _positions(lat, lon, first, last, p.stops.position)
     seg = L.segments(t, lat, lon, first, last, window=p.legs.speed_window,
                      max_gap_ms=p.stops.max_gap_s * 1000,
@@ -133,6 +128,21 @@ def _stops(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, rules: RulesVersion
                             gap_within_radius=p.gap_within_radius)
     return (np.asarray(sp.first, np.int64), np.asarray(sp.last, np.int64),
             np.asarray(sp.finish, np.int64), int(sp.open_first))
+
+
+def _open_since(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, skip: int, open_first: int,
+                complete_until_ms: int | None, rules: RulesVersion) -> int | None:
+    """When the stop window still open at the end of the *complete* data began (a stop may
+    yet begin there, so trips and legs reaching it are unsettled); None without fixes."""
+    if len(t) <= skip:
+        return None
+    upto = len(t) if complete_until_ms is None else int(
+        np.searchsorted(t, complete_until_ms, side="right"))
+    if upto <= skip:
+        return int(t[skip])
+    if upto < len(t):
+        open_first = _stops(t[skip:upto], lat[skip:upto], lon[skip:upto], rules)[3]
+    return int(t[skip + open_first])
 
 
 def _positions(lat: np.ndarray, lon: np.ndarray, first: np.ndarray, last: np.ndarray,
