@@ -9,8 +9,8 @@ from parkloop.status import status as collect
 
 
 def status(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
-    """Show what the store holds: raw events by kind, batches, quarantine by reason, and (as
-    later layers arrive) facts, models and the champion."""
+    """Show what the store holds: raw events by kind, batches, quarantine by reason, and the
+    facts of each built rules version (models and the champion as later layers arrive)."""
     with open_store(store, read_only=True) as s:
         data = collect(s)
     if json:
