@@ -28,6 +28,25 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="session")
+def sim_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated store (both scenarios), made once per test session; copy it before
+    writing to it."""
+    from parkloop.simulate import simulate
+
+    path = tmp_path_factory.mktemp("sim") / "store"
+    with Store.create(path) as store:
+        simulate(store, devices=4, days=3, seed=11)
+        simulate(store, devices=2, days=3, seed=11, scenario="shifted")
+    return path
+
+
+@pytest.fixture
+def sim_store(sim_store_path: Path) -> Iterator[Store]:
+    with Store.open(sim_store_path, read_only=True) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
 def geolife_mini() -> Path:
     if not GEOLIFE_MINI.is_file():
         if os.environ.get("PARKLOOP_REQUIRE_DATA"):  # CI: a skipped data tier is a failure
