@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parkloop.errors import FactsError
-from parkloop.facts.rules import RulesVersion, available
+from parkloop.facts.rules import RulesVersion, available, load_rules
 
 if TYPE_CHECKING:
     from parkloop.store import Store
@@ -38,8 +38,6 @@ def built_versions(store: Store) -> list[dict[str, Any]]:
 def list_versions(store: Store | None, store_path: Path | None) -> list[dict[str, Any]]:
     """Every rules version that exists (shipped or in the store's rules/ folder) and, where
     built, what its build holds."""
-    from parkloop.facts.rules import load_rules
-
     built = {b["rules_name"]: b for b in built_versions(store)} if store else {}
     out = []
     for name in available(store_path):

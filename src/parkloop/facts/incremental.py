@@ -51,7 +51,6 @@ class DeviceStream:
         p = rules.params
         self._lateness = int(p.order.allowed_lateness_s * 1000)
         self._horizon = rules.horizon_ms
-        self._cols: list[list[np.ndarray]] = [[] for _ in range(6)]
         self._fixes = Fixes(*(np.zeros(0, d) for d in (np.int64, float, float, float, float,
                                                          np.int64)))
         self._arrivals = 0
@@ -62,7 +61,8 @@ class DeviceStream:
         self._links: list[tuple[np.ndarray, np.ndarray]] = []
         self._acts: list[tuple[np.ndarray, np.ndarray]] = []
         self.late = 0
-        self._last_places = self._places
+        self._last_tables: dict[str, pa.Table] = {
+            name: schema.empty_table() for name, schema in SCHEMAS.items()}
 
     def push(self, t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray,
              accuracy_m: np.ndarray | None = None, altitude_m: np.ndarray | None = None,
@@ -193,4 +193,4 @@ def _merge_sorted(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
     return t[order], v[order]
 
 
-__all__ = ["SCHEMAS", "DeviceStream", "Update"]
+__all__ = ["DeviceStream", "Update"]

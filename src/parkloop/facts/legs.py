@@ -289,5 +289,5 @@ def _span_sum(x: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["Segments", "Spans", "other_legs", "runs", "segments", "span_distance",
-           "trips", "vehicle_legs"]
+__all__ = ["Segments", "Spans", "baseline_speed", "other_legs", "rolling_median", "runs",
+           "segments", "span_distance", "span_sum", "trips", "vehicle_legs"]
