@@ -1,0 +1,56 @@
+"""Training sets: the features of labelled leg ends, with the person each belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from parkloop.facts.features import FEATURES
+from parkloop.interpret.labels import leg_end_labels
+
+if TYPE_CHECKING:
+    from parkloop.store import Store
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Feature matrix ``X`` (rows: labelled leg ends; columns: ``features``), target ``y``
+    (parked), the device of each row (``groups``: nobody may be in train and test) and the
+    stated mode of each row."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    modes: np.ndarray
+    features: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def training_set(store: Store, rules_version: str,
+                 features: tuple[str, ...] = FEATURES) -> TrainingSet:
+    """Every labelled leg end of ``rules_version`` with ``features`` (booleans as 0/1,
+    missing values as NaN). Features without a single observed value in the set (e.g.
+    activity shares where phones send no activity) are left out."""
+    labels = leg_end_labels(store, rules_version)
+    store.con.register("_labels", labels)
+    cols = ", ".join(f"CAST(e.{f} AS DOUBLE) AS {f}" for f in features)
+    table: pa.Table = store.con.sql(f"""
+        SELECT l.device_id, l.parked, l.mode, {cols}
+        FROM _labels l JOIN facts_leg_end e
+          ON e.rules_version = $rv AND e.device_id = l.device_id AND e.ended_ms = l.ended_ms
+        ORDER BY l.device_id, l.ended_ms""", params={"rv": rules_version}).to_arrow_table()
+    store.con.unregister("_labels")
+    X = np.column_stack([table.column(f).to_numpy(zero_copy_only=False).astype(float)
+                         for f in features]) if table.num_rows else np.zeros((0, len(features)))
+    observed = ~np.all(np.isnan(X), axis=0) if len(X) else np.ones(len(features), bool)
+    X = X[:, observed]
+    kept = tuple(f for f, ok in zip(features, observed, strict=True) if ok)
+    return TrainingSet(X, np.asarray(table.column("parked").to_numpy(zero_copy_only=False),
+                                     dtype=bool),
+                       np.asarray(table.column("device_id").to_pylist(), dtype=object),
+                       np.asarray(table.column("mode").to_pylist(), dtype=object), kept)
