@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from parkloop.facts.drives import DriveHistory, drive_features
 from parkloop.facts.geo import haversine_m
 from parkloop.facts.legs import Segments, Spans, span_sum
 from parkloop.facts.places import PlaceHistory
@@ -34,6 +35,7 @@ FEATURES = (
     "n_fixes_after", "first_fix_after_s", "away_m", "max_away_m", "drives_on",
     "place_visits_before", "place_dwell_mean_s", "place_is_top", "n_places_known",
     "link_seen", "link_disconnect_near_end", "activity_on_foot_share_after",
+    "drives_before", "drives_started_near_before", "drives_ended_near_before",
 )
 
 
@@ -54,8 +56,9 @@ class Signals:
 
 def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Segments,
                      legs: Spans, history: PlaceHistory, signals: Signals,
-                     params: Params) -> pa.Table:
-    """One row per vehicle leg (``legs``), columns :data:`FEATURES`."""
+                     params: Params, drives: DriveHistory) -> pa.Table:
+    """One row per vehicle leg (``legs``), columns :data:`FEATURES`; ``drives``: the
+    device's vehicle legs so far (earlier ones carried in, these ones included)."""
     s, e = legs.start, legs.end
     t_end = t_ms[e]
     decided = t_end + int(params.features.wait_s * 1000)
@@ -94,6 +97,8 @@ def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Se
     with np.errstate(invalid="ignore", divide="ignore"):
         foot_share = np.where(a_hi > a_lo, (foot[a_hi] - foot[a_lo]) / (a_hi - a_lo), np.nan)
 
+    n_drives, started_near, ended_near = drive_features(
+        t_ms[s], lat[e], lon[e], drives, params.places.radius_m)
     return pa.Table.from_pydict({
         "leg_duration_s": duration, "leg_distance_m": distance,
         "leg_mean_speed_mps": mean_speed, "leg_max_speed_mps": _span_max(seg.smooth_mps, s, e),
@@ -107,6 +112,8 @@ def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Se
         "place_is_top": history.is_top, "n_places_known": history.n_places,
         "link_seen": link_seen, "link_disconnect_near_end": disconnect,
         "activity_on_foot_share_after": foot_share,
+        "drives_before": n_drives, "drives_started_near_before": started_near,
+        "drives_ended_near_before": ended_near,
     })
 
 

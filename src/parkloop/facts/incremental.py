@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parkloop.facts.drives import DriveHistory
 from parkloop.facts.features import Signals
 from parkloop.facts.pipeline import Fixes, device_facts
 from parkloop.facts.places import PlaceState, assign
@@ -57,6 +58,7 @@ class DeviceStream:
         self._max_seen = NEVER
         self._restart: int | None = None
         self._places = PlaceState.empty()
+        self._drives = DriveHistory.empty()
         self._emitted = dict.fromkeys(KEY, NEVER)
         self._links: list[tuple[np.ndarray, np.ndarray]] = []
         self._acts: list[tuple[np.ndarray, np.ndarray]] = []
@@ -107,7 +109,8 @@ class DeviceStream:
         complete = None if final_until == np.iinfo(np.int64).max else \
             self._max_seen - self._lateness
         facts = device_facts(self.device_id, self._fixes, self._signals(), self.rules,
-                             places=self._places, lateness_ms=np.inf, start_ms=self._restart,
+                             places=self._places, drives=self._drives, lateness_ms=np.inf,
+                             start_ms=self._restart,
                              complete_until_ms=complete)
         self._last_tables = facts.tables
         final, provisional = {}, {}
@@ -161,6 +164,11 @@ class DeviceStream:
             np.asarray(before.column("started_ms")), np.asarray(before.column("finished_ms")),
             np.zeros(0, np.int64), np.zeros(0), np.zeros(0), self._places,
             self.rules.params.places.radius_m)
+        moved = legs.filter(pc.less(legs.column("started_ms"), r))
+        if self._restart is not None:
+            moved = moved.filter(pc.greater_equal(moved.column("started_ms"), self._restart))
+        self._drives = self._drives.extend(DriveHistory(*(np.asarray(moved.column(c)) for c in (
+            "started_ms", "start_lat", "start_lon", "finished_ms", "end_lat", "end_lon"))))
         self._restart = r
         self._trim(r)
 

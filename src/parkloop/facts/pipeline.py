@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from parkloop.facts import legs as L
 from parkloop.facts.clean import clean_mask
+from parkloop.facts.drives import DriveHistory
 from parkloop.facts.features import Signals, leg_end_features
 from parkloop.facts.order import order_fixes
 from parkloop.facts.places import PlaceState, assign
@@ -53,13 +54,15 @@ class DeviceFacts:
 
 
 def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVersion, *,
-                 places: PlaceState | None = None, lateness_ms: float | None = None,
+                 places: PlaceState | None = None, drives: DriveHistory | None = None,
+                 lateness_ms: float | None = None,
                  start_ms: int | None = None, complete_until_ms: int | None = None
                  ) -> DeviceFacts:
     """Every fact of one device from its fixes and signals (see the step modules).
 
     The incremental engine resumes with ``start_ms`` (the start of a stop: every step
-    restarts there), ``places`` (the place state before it) and fixes from just before it
+    restarts there), ``places`` and ``drives`` (the place state and vehicle legs before it),
+    fixes from just before it
     (context for cleaning), and ``complete_until_ms``: no fix at or before it can still
     arrive, which settles every stop window closed by then."""
     p = rules.params
@@ -94,7 +97,14 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
     e = vehicle.end
     stop_place, history, state_after = assign(
         s_lat, s_lon, t[first], t[finish], t[e], lat[e], lon[e], state, p.places.radius_m)
-    feats = leg_end_features(t, lat, lon, seg, vehicle, history, signals, p)
+    mine = DriveHistory(t[vehicle.start], lat[vehicle.start], lon[vehicle.start], t[e], lat[e],
+                        lon[e])
+    if start_ms is not None:  # legs before the restart point are in ``drives`` already
+        keep = mine.start_ms >= start_ms
+        mine = DriveHistory(*(a[keep] for a in mine.columns()))
+    earlier = DriveHistory.empty() if drives is None else drives
+    feats = leg_end_features(t, lat, lon, seg, vehicle, history, signals, p,
+                             earlier.extend(mine))
 
     key = {"rules_version": rules.identity, "device_id": device_id}
     n_stop = len(first)

@@ -32,7 +32,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         (name, _B if name in {"drives_on", "place_is_top", "link_seen",
                               "link_disconnect_near_end"}
          else _I if name in {"leg_n_halts", "weekday_local", "n_fixes_after",
-                             "place_visits_before", "n_places_known"} else _F)
+                             "place_visits_before", "n_places_known", "drives_before",
+                             "drives_started_near_before", "drives_ended_near_before"}
+         else _F)
         for name in FEATURES]),
     "facts_place": pa.schema([*_KEY,
         ("place_no", _I), ("lat", _F), ("lon", _F), ("n_visits", _I), ("dwell_total_s", _F),
