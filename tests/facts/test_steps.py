@@ -147,3 +147,30 @@ def test_places_match_leader_clustering_and_resume(stops: list[tuple[float, floa
                             mid, 300.0)
     assert rest.tolist() == expected[s:]
     assert after.visits.tolist() == state.visits.tolist()
+
+
+@given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 50), st.floats(-0.01, 0.01),
+                          st.floats(-0.01, 0.01), st.floats(-0.01, 0.01),
+                          st.floats(-0.01, 0.01)), max_size=15),
+       st.lists(st.tuples(st.integers(0, 200), st.floats(-0.01, 0.01), st.floats(-0.01, 0.01)),
+                max_size=10))
+def test_drive_features_count_earlier_drives_as_written(
+        drives: list[tuple[int, int, float, float, float, float]],
+        legs: list[tuple[int, float, float]]) -> None:
+    from parkloop.facts.drives import DriveHistory, drive_features
+
+    hist = DriveHistory(
+        np.array([d[0] for d in drives], np.int64), 40 + np.array([d[2] for d in drives]),
+        116 + np.array([d[3] for d in drives]), np.array([d[0] + d[1] for d in drives], np.int64),
+        40 + np.array([d[4] for d in drives]), 116 + np.array([d[5] for d in drives]))
+    q_start = np.array([leg[0] for leg in legs], np.int64)
+    q_lat = 40 + np.array([leg[1] for leg in legs])
+    q_lon = 116 + np.array([leg[2] for leg in legs])
+    n, started, ended = drive_features(q_start, q_lat, q_lon, hist, 300.0)
+    for k in range(len(legs)):
+        earlier = [j for j in range(len(drives)) if hist.end_ms[j] < q_start[k]]
+        assert n[k] == len(earlier)
+        assert started[k] == sum(hav(q_lat[k], q_lon[k], hist.start_lat[j], hist.start_lon[j])
+                                 <= 300 for j in earlier)
+        assert ended[k] == sum(hav(q_lat[k], q_lon[k], hist.end_lat[j], hist.end_lon[j]) <= 300
+                               for j in earlier)
