@@ -76,6 +76,20 @@ CREATE OR REPLACE TEMP MACRO hav_m(lat1, lon1, lat2, lon2) AS
 
 # --------------------------------------------------------------------------------- helpers
 
+
+def nearest_vehicle_leg(points: str, vlegs: str, start_col: str) -> str:
+    """SQL: per point (pid, t_ms, lat, lon), the vehicle legs overlapping its span (from
+    ``start_col`` to t_ms) and the time and distance to the one ending nearest in time."""
+    return f"""
+            SELECT p.pid, count(v.started_ms) AS n_vleg,
+                   arg_min((v.finished_ms - p.t_ms) / 1000.0, abs(v.finished_ms - p.t_ms))
+                       AS vleg_dt_s,
+                   arg_min(hav_m(p.lat, p.lon, v.end_lat, v.end_lon),
+                           abs(v.finished_ms - p.t_ms)) AS vleg_d_m
+            FROM {points} p LEFT JOIN {vlegs} v ON v.device_id = p.device_id
+             AND v.started_ms < p.t_ms AND v.finished_ms > p.{start_col}
+            GROUP BY p.pid"""
+
 def q(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
     return con.execute(sql, params or []).fetchall()
 
@@ -291,15 +305,7 @@ def sim_metrics(con: duckdb.DuckDBPyConnection, identity: str, scenario: str, se
     # why parking events were missed (at the headline tolerance)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE q_park_miss AS
-        WITH v AS (
-            SELECT p.pid, count(v.started_ms) AS n_vleg,
-                   arg_min((v.finished_ms - p.t_ms) / 1000.0, abs(v.finished_ms - p.t_ms))
-                       AS vleg_dt_s,
-                   arg_min(hav_m(p.lat, p.lon, v.end_lat, v.end_lon),
-                           abs(v.finished_ms - p.t_ms)) AS vleg_d_m
-            FROM q_park p LEFT JOIN q_vleg v ON v.device_id = p.device_id
-             AND v.started_ms < p.t_ms AND v.finished_ms > p.leg_start_ms
-            GROUP BY p.pid),
+        WITH v AS ({nearest_vehicle_leg("q_park", "q_vleg", "leg_start_ms")}),
         fx AS (
             SELECT p.pid, count(f.t_ms) AS fixes_2min,
                    max(f.t_ms) FILTER (WHERE f.t_ms <= p.t_ms) AS last_before,
@@ -428,15 +434,7 @@ def geolife_metrics(con: duckdb.DuckDBPyConnection, identity: str, n_misses: int
             fig[f"{mode}_end_recall_{h}_fix_within_{within}s"] = share(k_cov, n_cov)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE g_miss AS
-        WITH v AS (
-            SELECT p.pid, count(v.started_ms) AS n_vleg,
-                   arg_min((v.finished_ms - p.t_ms) / 1000.0, abs(v.finished_ms - p.t_ms))
-                       AS vleg_dt_s,
-                   arg_min(hav_m(p.lat, p.lon, v.end_lat, v.end_lon),
-                           abs(v.finished_ms - p.t_ms)) AS vleg_d_m
-            FROM g_pt p LEFT JOIN g_vleg v ON v.device_id = p.device_id
-             AND v.started_ms < p.t_ms AND v.finished_ms > p.start_ms
-            GROUP BY p.pid),
+        WITH v AS ({nearest_vehicle_leg("g_pt", "g_vleg", "start_ms")}),
         fx AS (
             SELECT p.pid, count(f.t_ms) AS fixes_last_5min,
                    median(f.step_ms) / 1000.0 AS median_step_s
