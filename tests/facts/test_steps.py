@@ -162,11 +162,14 @@ def test_drive_features_count_earlier_drives_as_written(
     hist = DriveHistory(
         np.array([d[0] for d in drives], np.int64), 40 + np.array([d[2] for d in drives]),
         116 + np.array([d[3] for d in drives]), np.array([d[0] + d[1] for d in drives], np.int64),
-        40 + np.array([d[4] for d in drives]), 116 + np.array([d[5] for d in drives]))
+        40 + np.array([d[4] for d in drives]), 116 + np.array([d[5] for d in drives]),
+        *(np.arange(len(drives), dtype=float) * (c + 1) for c in range(4)))
     q_start = np.array([leg[0] for leg in legs], np.int64)
     q_lat = 40 + np.array([leg[1] for leg in legs])
     q_lon = 116 + np.array([leg[2] for leg in legs])
-    n, started, ended = drive_features(q_start, q_lat, q_lon, hist, 300.0)
+    out = drive_features(q_start, q_lat, q_lon, q_lat, q_lon, hist, 300.0)
+    n, started, ended = (out[c] for c in (
+        "drives_before", "drives_started_near_before", "drives_ended_near_before"))
     for k in range(len(legs)):
         earlier = [j for j in range(len(drives)) if hist.end_ms[j] < q_start[k]]
         assert n[k] == len(earlier)
@@ -174,3 +177,9 @@ def test_drive_features_count_earlier_drives_as_written(
                                  <= 300 for j in earlier)
         assert ended[k] == sum(hav(q_lat[k], q_lon[k], hist.end_lat[j], hist.end_lon[j]) <= 300
                                for j in earlier)
+        if earlier:
+            latest = max(earlier, key=lambda j: (hist.end_ms[j], j))
+            assert out["chain_gap_s"][k] == (q_start[k] - hist.end_ms[latest]) / 1000
+            assert out["hist_p85_speed_mps"][k] == np.median(hist.p85_mps[earlier])
+        else:
+            assert np.isnan(out["chain_dist_m"][k])

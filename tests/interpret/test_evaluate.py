@@ -1,12 +1,15 @@
-"""Training sets and grouped cross-validation: people never straddle train and test."""
+"""Training sets and grouped cross-validation: people never straddle train and test, and the
+figures are the ones a hand count gives."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from parkloop.facts.build import build
 from parkloop.facts.rules import load_rules
@@ -27,6 +30,19 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> TrainingSet:
         return training_set(store, rules.identity)
 
 
+def synthetic(seed: int, people: int = 6, per_person: int = 40, signal: float = 1.0
+              ) -> TrainingSet:
+    """Random leg ends: feature 0 carries ``signal`` (0: none), feature 1 is noise."""
+    rng = np.random.default_rng(seed)
+    n = people * per_person
+    modes = rng.choice(np.array(["car", "taxi", "bus", "walk"], dtype=object), n,
+                       p=[0.4, 0.2, 0.2, 0.2])
+    y = modes == "car"
+    X = np.column_stack([signal * y + rng.normal(size=n), rng.normal(size=n)])
+    groups = np.repeat(np.array([f"p{i}" for i in range(people)], dtype=object), per_person)
+    return TrainingSet(X, y, groups, modes, ("signal", "noise"))
+
+
 def test_training_set_rows_are_labelled_leg_ends(labelled: TrainingSet) -> None:
     assert len(labelled) > 20
     assert labelled.X.shape == (len(labelled), len(labelled.features))
@@ -35,24 +51,106 @@ def test_training_set_rows_are_labelled_leg_ends(labelled: TrainingSet) -> None:
     assert "leg_max_speed_mps" in labelled.features
 
 
-def test_grouped_cv_holds_people_out(labelled: TrainingSet,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[set[str], set[str]]] = []
-    real = evaluate.StratifiedGroupKFold.split
-
-    def spy(self: object, X: np.ndarray, y: np.ndarray, groups: np.ndarray):  # type: ignore[no-untyped-def]
-        for train, test in real(self, X, y, groups):  # type: ignore[arg-type]
-            seen.append((set(groups[train].tolist()), set(groups[test].tolist())))
-            yield train, test
-
-    monkeypatch.setattr(evaluate.StratifiedGroupKFold, "split", spy)
+def test_grouped_cv_holds_people_out(labelled: TrainingSet) -> None:
     col = labelled.features.index("leg_max_speed_mps")
-    report = evaluate.grouped_cv(labelled, "rule", lambda: ThresholdRule(col, 8.0), folds=4)
-    assert len(seen) == 4
-    assert all(not (train & test) for train, test in seen)
-    assert 0.0 <= report.f1 <= 1.0
-    assert report.n == len(labelled)
-    assert set(report.called_parked_by_mode) == set(labelled.modes.tolist())
+    scores = evaluate.cross_validate(labelled, "rule", lambda: ThresholdRule(col, 8.0), folds=4)
+    assert sorted(set(scores.fold.tolist())) == [0, 1, 2, 3]
+    for person in set(labelled.groups.tolist()):  # a person is tested in one fold only
+        assert len(set(scores.fold[labelled.groups == person].tolist())) == 1
+    assert set(np.unique(scores.p).tolist()) <= {0.0, 1.0}
+    assert set(scores.importance) == set(labelled.features)
+    assert scores.importance["leg_max_speed_mps"] == max(scores.importance.values())
+    m = evaluate.pooled(labelled, scores)
+    assert m.n == len(labelled)
+    assert 0.0 <= m.f1 <= 1.0
+    assert len(m.fold_f1) == len(m.fold_pr_auc) == 4
+    assert set(m.called_parked_by_mode) == set(labelled.modes.tolist())
+    with pytest.raises(ValueError, match="read-only"):
+        scores.p[0] = 0.5
+
+
+def test_fewer_people_than_folds() -> None:
+    data = synthetic(1, people=3)
+    fold = evaluate.fold_numbers(data, folds=5)
+    assert sorted(set(fold.tolist())) == [0, 1, 2]
+    alone = TrainingSet(data.X, data.y, np.full(len(data), "p0", dtype=object), data.modes,
+                        data.features)
+    with pytest.raises(ValueError, match="at least 2 people"):
+        evaluate.cross_validate(alone, "lr", LogisticRegression)
+
+
+def test_metrics_by_hand() -> None:
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
+    p = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.3, 0.8, 0.0])
+    modes = np.array(["car", "car", "car", "taxi", "bus", "bus", "walk", "taxi"], dtype=object)
+    fold = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    m = evaluate.metrics(y, p, 0.5, fold, modes)
+    # called: 0.9 0.6 0.7 0.8 -> tp 2, fp 2, fn 1
+    assert (m.n, m.positives) == (8, 3)
+    assert m.precision == pytest.approx(2 / 4)
+    assert m.recall == pytest.approx(2 / 3)
+    assert m.f1 == pytest.approx(2 * 2 / (2 * 2 + 2 + 1))
+    # ranked: 0.9+ 0.8- 0.7- 0.6+ 0.3- 0.2+ ...: AP = (1/1 + 2/4 + 3/6) / 3
+    assert m.pr_auc == pytest.approx((1 + 0.5 + 0.5) / 3)
+    assert m.fold_f1[0] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    assert math.isnan(m.fold_f1[1])  # fold 1 holds no car end
+    assert math.isnan(m.fold_pr_auc[1])
+    assert m.called_parked_by_mode == {"bus": (0, 2), "car": (2, 3), "taxi": (1, 2),
+                                       "walk": (1, 1)}
+    assert [tuple(c) for c in m.confusions] == [
+        ("car", "not parked", 1, 3), ("taxi", "parked", 1, 2), ("bus", "parked", 0, 2),
+        ("walk", "parked", 1, 1)]
+    none_called = evaluate.metrics(y, np.zeros(8), 0.5)
+    assert math.isnan(none_called.precision)
+    assert none_called.recall == 0.0
+
+
+def _f1(y: np.ndarray, called: np.ndarray) -> float:
+    tp = int(np.sum(y & called))
+    return 2 * tp / (int(y.sum()) + int(called.sum()))
+
+
+def test_best_threshold_maximises_f1() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        y = rng.random(60) < 0.4
+        p = np.round(np.clip(0.3 * y + rng.random(60) * 0.7, 0, 1), 2)  # ties included
+        t = evaluate.best_threshold(y, p)
+        oracle = max(_f1(y, p >= u) for u in np.unique(p))  # every distinct cut, tried
+        assert _f1(y, p >= t) == pytest.approx(oracle)
+    with pytest.raises(ValueError, match="both"):
+        evaluate.best_threshold(np.zeros(3, bool), np.ones(3))
+
+
+def test_nested_threshold_f1_is_not_above_the_pooled_best() -> None:
+    for seed in range(5):
+        data = synthetic(seed, signal=0.0)
+        scores = evaluate.cross_validate(data, "lr", LogisticRegression, importance=False)
+        pooled_best = _f1(data.y, scores.p >= evaluate.best_threshold(data.y, scores.p))
+        assert evaluate.nested_threshold_f1(data, scores) <= pooled_best
+
+
+def test_nested_threshold_f1_by_hand() -> None:
+    y = np.array([1, 0, 1, 0, 1, 0], bool)
+    groups = np.array(["a", "a", "b", "b", "c", "c"], dtype=object)
+    data = TrainingSet(np.zeros((6, 1)), y, groups, np.where(y, "car", "bus"), ("x",))
+    p = np.array([0.9, 0.1, 0.5, 0.45, 0.6, 0.55])
+    scores = evaluate.Scores("s", p, 0.5, np.array([0, 0, 1, 1, 2, 2]), {})
+    # fold 0 at the best of folds 1+2 (0.5, 0.45, 0.6, 0.55 -> 0.475): tp 1
+    # fold 1 at the best of folds 0+2 (0.9, 0.1, 0.6, 0.55 -> 0.575): 0.5 and 0.45 missed
+    # fold 2 at the best of folds 0+1 (0.9, 0.1, 0.5, 0.45 -> 0.475): tp 1, fp 1
+    assert evaluate.nested_threshold_f1(data, scores) == pytest.approx(2 * 2 / (3 + 3))
+    separable = evaluate.Scores("s", y * 0.8 + 0.1, 0.5, scores.fold, {})
+    assert evaluate.nested_threshold_f1(data, separable) == 1.0
+
+
+def test_per_group_covers_every_person_once() -> None:
+    data = synthetic(4)
+    scores = evaluate.cross_validate(data, "lr", LogisticRegression, importance=False)
+    rows = evaluate.per_group(data, scores)
+    assert [g for g, _ in rows] == [f"p{i}" for i in range(6)]
+    assert sum(m.n for _, m in rows) == len(data)
+    assert sum(m.positives for _, m in rows) == int(data.y.sum())
 
 
 def test_empty_features_are_left_out(tmp_path: Path, sim_store_path: Path) -> None:

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from parkloop import __version__
-from parkloop.cli import facts, imports, quarantine, simulate, status
+from parkloop.cli import facts, imports, model, quarantine, simulate, status
 from parkloop.cli._common import err
 from parkloop.errors import ParkloopError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(imports.app, name="import")
 app.add_typer(facts.app, name="facts")
 app.add_typer(facts.export_app, name="export")
+app.add_typer(model.app, name="model")
 app.command("simulate")(simulate.simulate)
 app.command("status")(status.status)
 app.command("quarantine")(quarantine.quarantine)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, open_store, out, print_json
+from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, open_store, out, print_json
 from parkloop.status import status as collect
 
 
 def status(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
     """Show what the store holds: raw events by kind, batches, quarantine by reason, and the
-    facts of each built rules version (models and the champion as later layers arrive)."""
+    facts of each built rules version, and the registered model versions and the champion."""
     with open_store(store, read_only=True) as s:
         data = collect(s)
     if json:
@@ -30,4 +30,10 @@ def status(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
     for version, f in data["facts"].items():
         table.add_row(f"facts {version}", f"{f['stops']:,} stops, {f['leg_ends']:,} leg ends, "
                       f"{f['places']:,} places")
+    models = data["models"]
+    table.add_row("model versions", "?" if models["versions"] is None else
+                  f"{models['versions']:,}")
+    table.add_row("champion", models["champion"] or "none")
     out.print(table)
+    if "error" in models:
+        err.print(f"[bold red]registry:[/] {models['error']}", highlight=False, soft_wrap=True)

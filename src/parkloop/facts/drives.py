@@ -1,8 +1,11 @@
-"""A device's earlier drives: where its vehicle legs started and ended, for leg-end features.
+"""A device's earlier drives: where its vehicle legs started and ended, and how they moved.
 
 A car is picked up where it was parked, so a leg end near where this person's earlier drives
-*started* looks like parking; a taxi or bus drop-off rarely does. Only drives that ended before
-the leg in question began count, so the history is causal. The incremental engine carries the
+*started* looks like parking, and a leg that starts where the previous drive ended looks like
+the same car driven on; a taxi or bus drop-off rarely does either. And people differ: some
+drive, some ride buses and subways all their lives, and their earlier vehicle legs show it
+(how fast, how far, how straight, how often halting). Only drives that ended before the leg
+in question began count, so the history is causal. The incremental engine carries the
 drives before its restart point in a :class:`DriveHistory`.
 """
 
@@ -18,7 +21,8 @@ from parkloop.facts.geo import _haversine_m
 
 @dataclass(frozen=True)
 class DriveHistory:
-    """Vehicle legs, in order of their end: start and end time (ms) and position."""
+    """Vehicle legs, in order of their end: start and end time (ms) and position, and the
+    motion summary the person's profile is made of."""
 
     start_ms: np.ndarray
     start_lat: np.ndarray
@@ -26,11 +30,15 @@ class DriveHistory:
     end_ms: np.ndarray
     end_lat: np.ndarray
     end_lon: np.ndarray
+    p85_mps: np.ndarray
+    distance_m: np.ndarray
+    straightness: np.ndarray
+    halts_per_km: np.ndarray
 
     @classmethod
     def empty(cls) -> DriveHistory:
         i, f = np.zeros(0, np.int64), np.zeros(0)
-        return cls(i, f, f, i, f, f)
+        return cls(i, f, f, i, f, f, f, f, f, f)
 
     def __len__(self) -> int:
         return len(self.end_ms)
@@ -47,34 +55,63 @@ class DriveHistory:
 
     def columns(self) -> tuple[np.ndarray, ...]:
         return (self.start_ms, self.start_lat, self.start_lon, self.end_ms, self.end_lat,
-                self.end_lon)
+                self.end_lon, self.p85_mps, self.distance_m, self.straightness,
+                self.halts_per_km)
 
 
-def drive_features(leg_start_ms: np.ndarray, end_lat: np.ndarray, end_lon: np.ndarray,
-                   drives: DriveHistory, radius_m: float) -> tuple[np.ndarray, ...]:
-    """For each leg (its start time and end position): how many earlier drives (ended before
-    the leg began) there were, how many started within ``radius_m`` of its end, and how many
-    ended there."""
-    out: tuple[np.ndarray, ...] = _drive_features(  # type: ignore[call-arg]
-        np.asarray(leg_start_ms, np.int64), np.asarray(end_lat, float),
-        np.asarray(end_lon, float), *drives.columns(), float(radius_m))
-    return out
+DRIVE_FEATURES = (
+    "drives_before", "drives_started_near_before", "drives_ended_near_before",
+    "chain_dist_m", "chain_gap_s", "hist_p85_speed_mps", "hist_distance_m",
+    "hist_straightness", "hist_halts_per_km",
+)
+"""What :func:`drive_features` returns, in order."""
+
+
+def drive_features(leg_start_ms: np.ndarray, start_lat: np.ndarray, start_lon: np.ndarray,
+                   end_lat: np.ndarray, end_lon: np.ndarray, drives: DriveHistory,
+                   radius_m: float) -> dict[str, np.ndarray]:
+    """For each leg (its start time, start and end position), from the drives that ended
+    before it began: how many there were, how many started and ended within ``radius_m``
+    of its end, how far and how long before its start the latest one ended (NaN without
+    one), and the median motion of all of them (NaN without any)."""
+    out = _drive_features(  # type: ignore[call-arg]
+        np.asarray(leg_start_ms, np.int64), np.asarray(start_lat, float),
+        np.asarray(start_lon, float), np.asarray(end_lat, float), np.asarray(end_lon, float),
+        *drives.columns(), float(radius_m))
+    return dict(zip(DRIVE_FEATURES, out, strict=True))
 
 
 @numba.njit(cache=True, nogil=True)
-def _drive_features(q_start, q_lat, q_lon, d_start, d_slat, d_slon,  # type: ignore[no-untyped-def]
-                    d_end, d_elat, d_elon, radius_m):
+def _drive_features(q_start, q_slat, q_slon, q_lat, q_lon,  # type: ignore[no-untyped-def]
+                    d_start, d_slat, d_slon, d_end, d_elat, d_elon, d_p85, d_dist, d_straight,
+                    d_halts, radius_m):
     n = len(q_start)
     n_before = np.zeros(n, np.int64)
     started_near = np.zeros(n, np.int64)
     ended_near = np.zeros(n, np.int64)
+    chain_d = np.full(n, np.nan)
+    chain_s = np.full(n, np.nan)
+    profile = np.full((4, n), np.nan)
     for k in range(n):
+        earlier = np.zeros(len(d_end), np.bool_)
+        latest = -1
         for j in range(len(d_end)):
             if d_end[j] >= q_start[k]:
                 continue
+            earlier[j] = True
             n_before[k] += 1
+            if latest < 0 or d_end[j] >= d_end[latest]:
+                latest = j
             if _haversine_m(q_lat[k], q_lon[k], d_slat[j], d_slon[j]) <= radius_m:
                 started_near[k] += 1
             if _haversine_m(q_lat[k], q_lon[k], d_elat[j], d_elon[j]) <= radius_m:
                 ended_near[k] += 1
-    return n_before, started_near, ended_near
+        if latest >= 0:
+            chain_d[k] = _haversine_m(q_slat[k], q_slon[k], d_elat[latest], d_elon[latest])
+            chain_s[k] = (q_start[k] - d_end[latest]) / 1000.0
+            profile[0, k] = np.median(d_p85[earlier])
+            profile[1, k] = np.median(d_dist[earlier])
+            profile[2, k] = np.median(d_straight[earlier])
+            profile[3, k] = np.median(d_halts[earlier])
+    return (n_before, started_near, ended_near, chain_d, chain_s, profile[0], profile[1],
+            profile[2], profile[3])

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from parkloop.facts.drives import DriveHistory, drive_features
+from parkloop.facts.drives import DRIVE_FEATURES, DriveHistory, drive_features
 from parkloop.facts.geo import haversine_m
 from parkloop.facts.legs import Segments, Spans, span_sum
+from parkloop.facts.motion import MOTION
 from parkloop.facts.places import PlaceHistory
 from parkloop.facts.rules import Params
 
@@ -35,7 +36,7 @@ FEATURES = (
     "n_fixes_after", "first_fix_after_s", "away_m", "max_away_m", "drives_on",
     "place_visits_before", "place_dwell_mean_s", "place_is_top", "n_places_known",
     "link_seen", "link_disconnect_near_end", "activity_on_foot_share_after",
-    "drives_before", "drives_started_near_before", "drives_ended_near_before",
+    *MOTION, *DRIVE_FEATURES,
 )
 
 
@@ -56,9 +57,11 @@ class Signals:
 
 def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Segments,
                      legs: Spans, history: PlaceHistory, signals: Signals,
-                     params: Params, drives: DriveHistory) -> pa.Table:
+                     params: Params, drives: DriveHistory,
+                     motion: dict[str, np.ndarray]) -> pa.Table:
     """One row per vehicle leg (``legs``), columns :data:`FEATURES`; ``drives``: the
-    device's vehicle legs so far (earlier ones carried in, these ones included)."""
+    device's vehicle legs so far (earlier ones carried in, these ones included);
+    ``motion``: the legs' :func:`~parkloop.facts.motion.motion_features`."""
     s, e = legs.start, legs.end
     t_end = t_ms[e]
     decided = t_end + int(params.features.wait_s * 1000)
@@ -97,8 +100,8 @@ def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Se
     with np.errstate(invalid="ignore", divide="ignore"):
         foot_share = np.where(a_hi > a_lo, (foot[a_hi] - foot[a_lo]) / (a_hi - a_lo), np.nan)
 
-    n_drives, started_near, ended_near = drive_features(
-        t_ms[s], lat[e], lon[e], drives, params.places.radius_m)
+    history_of_drives = drive_features(t_ms[s], lat[s], lon[s], lat[e], lon[e], drives,
+                                       params.places.radius_m)
     return pa.Table.from_pydict({
         "leg_duration_s": duration, "leg_distance_m": distance,
         "leg_mean_speed_mps": mean_speed, "leg_max_speed_mps": _span_max(seg.smooth_mps, s, e),
@@ -112,8 +115,7 @@ def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Se
         "place_is_top": history.is_top, "n_places_known": history.n_places,
         "link_seen": link_seen, "link_disconnect_near_end": disconnect,
         "activity_on_foot_share_after": foot_share,
-        "drives_before": n_drives, "drives_started_near_before": started_near,
-        "drives_ended_near_before": ended_near,
+        **motion, **history_of_drives,
     })
 
 

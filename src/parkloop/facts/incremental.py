@@ -167,8 +167,13 @@ class DeviceStream:
         moved = legs.filter(pc.less(legs.column("started_ms"), r))
         if self._restart is not None:
             moved = moved.filter(pc.greater_equal(moved.column("started_ms"), self._restart))
-        self._drives = self._drives.extend(DriveHistory(*(np.asarray(moved.column(c)) for c in (
-            "started_ms", "start_lat", "start_lon", "finished_ms", "end_lat", "end_lon"))))
+        ends = tables["facts_leg_end"]  # one per vehicle leg, in the same order
+        ends = ends.filter(pc.is_in(ends.column("leg_started_ms"), moved.column("started_ms")))
+        self._drives = self._drives.extend(DriveHistory(
+            *(np.asarray(moved.column(c)) for c in (
+                "started_ms", "start_lat", "start_lon", "finished_ms", "end_lat", "end_lon")),
+            *(np.asarray(ends.column(c)) for c in (
+                "leg_p85_speed_mps", "leg_distance_m", "leg_straightness", "leg_halts_per_km"))))
         self._restart = r
         self._trim(r)
 

@@ -15,6 +15,7 @@ from parkloop.facts import legs as L
 from parkloop.facts.clean import clean_mask
 from parkloop.facts.drives import DriveHistory
 from parkloop.facts.features import Signals, leg_end_features
+from parkloop.facts.motion import motion_features
 from parkloop.facts.order import order_fixes
 from parkloop.facts.places import PlaceState, assign
 from parkloop.facts.rules import RulesVersion
@@ -97,14 +98,16 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
     e = vehicle.end
     stop_place, history, state_after = assign(
         s_lat, s_lon, t[first], t[finish], t[e], lat[e], lon[e], state, p.places.radius_m)
+    motion = motion_features(t, lat, lon, seg, vehicle)
     mine = DriveHistory(t[vehicle.start], lat[vehicle.start], lon[vehicle.start], t[e], lat[e],
-                        lon[e])
+                        lon[e], motion["leg_p85_speed_mps"], L.span_distance(seg, vehicle),
+                        motion["leg_straightness"], motion["leg_halts_per_km"])
     if start_ms is not None:  # legs before the restart point are in ``drives`` already
         keep = mine.start_ms >= start_ms
         mine = DriveHistory(*(a[keep] for a in mine.columns()))
     earlier = DriveHistory.empty() if drives is None else drives
     feats = leg_end_features(t, lat, lon, seg, vehicle, history, signals, p,
-                             earlier.extend(mine))
+                             earlier.extend(mine), motion)
 
     key = {"rules_version": rules.identity, "device_id": device_id}
     n_stop = len(first)

@@ -1,29 +1,78 @@
 """Evaluation that cannot flatter: cross-validation grouped by person, pooled out of fold.
 
 Nobody is in both the training and the test part of a fold (scikit-learn's
-``StratifiedGroupKFold``); predictions of every fold are pooled, and precision, recall and F1
-of the parked class, PR-AUC (average precision), the spread of F1 over folds and the share of
-each stated mode called parked are reported.
+``StratifiedGroupKFold`` on the device of each row). Every row is predicted once, by the model
+that did not see its person, and the figures are computed on those pooled out-of-fold scores:
+precision, recall and F1 of the parked class, PR-AUC (average precision), their spread over
+folds, the share of each stated mode called parked and the confusions that matter (a car end
+missed; a taxi or bus end called parked).
+
+>>> y = np.array([True, True, False, False])
+>>> m = metrics(y, np.array([0.9, 0.4, 0.6, 0.1]), 0.5)
+>>> (m.precision, m.recall, m.f1)
+(0.5, 0.5, 0.5)
+>>> best_threshold(y, np.array([0.9, 0.4, 0.3, 0.1]))
+0.35
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import average_precision_score, precision_recall_curve
 from sklearn.model_selection import StratifiedGroupKFold
 
 from parkloop.interpret.dataset import TrainingSet
 
+Learner = Callable[[], Any]
+"""Makes an unfitted estimator with ``fit(X, y)`` and ``predict_proba(X)``."""
 
-@dataclass(frozen=True)
-class CvReport:
-    """Pooled out-of-fold figures of one learner."""
+PARKED_MODE = "car"
+"""the stated mode whose leg ends are parkings; every other stated mode is a negative"""
+FIRST_CONFUSIONS = ("taxi", "bus")
+"""non-car modes reported first: the vehicles most easily taken for one's own car"""
+IMPORTANCE_REPEATS = 5
+"""permutations per feature and fold for permutation importance"""
+
+
+@dataclass(frozen=True, eq=False)
+class Scores:
+    """The pooled out-of-fold predictions of one learner: ``p`` (p(parked)) and ``fold`` (the
+    fold in which it was held out) per row of the training set, the decision ``threshold``
+    (called parked: ``p >= threshold``) and permutation ``importance`` per feature (drop in
+    average precision; may be empty). Choose another threshold with
+    ``dataclasses.replace(scores, threshold=t)``."""
 
     name: str
+    p: np.ndarray
+    threshold: float
+    fold: np.ndarray
+    importance: dict[str, float]
+
+
+class Confusion(NamedTuple):
+    """``n`` of the ``total`` leg ends stated as ``mode`` were called ``called``."""
+
+    mode: str
+    called: str
+    n: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        return self.n / self.total if self.total else float("nan")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Figures of the parked class at one threshold. Undefined figures (no positives, nothing
+    called parked, a fold with a class missing) are NaN, never a flattering 0 or 1."""
+
+    threshold: float
     n: int
     positives: int
     precision: float
@@ -31,34 +80,148 @@ class CvReport:
     f1: float
     pr_auc: float
     fold_f1: tuple[float, ...]
-    called_parked_by_mode: dict[str, float]
-
-    def row(self) -> str:
-        spread = f"{min(self.fold_f1):.2f}-{max(self.fold_f1):.2f}" if self.fold_f1 else "-"
-        return (f"| {self.name} | {self.n} | {self.precision:.3f} | {self.recall:.3f} | "
-                f"{self.f1:.3f} | {self.pr_auc:.3f} | {spread} |")
-
-
-Learner = Callable[[], Any]
-"""Makes an unfitted estimator with ``fit(X, y)`` and ``predict_proba(X)``."""
+    fold_pr_auc: tuple[float, ...]
+    called_parked_by_mode: dict[str, tuple[int, int]]
+    """stated mode -> (called parked, total)"""
+    confusions: tuple[Confusion, ...]
+    """car called not parked (misses), then each other stated mode called parked: taxi, bus
+    first, the rest by name"""
 
 
-def grouped_cv(data: TrainingSet, name: str, make: Learner, *, folds: int = 5,
-               threshold: float = 0.5, seed: int = 0) -> CvReport:
-    """Pooled out-of-fold scores of ``make()``, people held out."""
-    p = np.zeros(len(data))
-    fold_f1 = []
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train, test in splitter.split(data.X, data.y, data.groups):
-        model = make()
-        model.fit(data.X[train], data.y[train])
-        p[test] = model.predict_proba(data.X[test])[:, 1]
-        fold_f1.append(float(f1_score(data.y[test], p[test] >= threshold, zero_division=0)))
+def _both_classes(y: np.ndarray) -> bool:
+    return bool(y.any() and not y.all())
+
+
+def _pr_auc(y: np.ndarray, p: np.ndarray) -> float:
+    return float(average_precision_score(y, p)) if _both_classes(y) else float("nan")
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else float("nan")
+
+
+def metrics(y: np.ndarray, p: np.ndarray, threshold: float, fold: np.ndarray | None = None,
+            modes: np.ndarray | None = None) -> Metrics:
+    """Precision, recall, F1 (called parked: ``p >= threshold``) and PR-AUC of the parked class;
+    per fold of ``fold`` if given, per stated mode of ``modes`` if given."""
+    y = np.asarray(y, dtype=bool)
+    p = np.asarray(p, dtype=float)
     called = p >= threshold
-    by_mode = {str(m): float(called[data.modes == m].mean())
-               for m in sorted(set(data.modes.tolist()))}
-    return CvReport(name, len(data), int(data.y.sum()),
-                    float(precision_score(data.y, called, zero_division=0)),
-                    float(recall_score(data.y, called, zero_division=0)),
-                    float(f1_score(data.y, called, zero_division=0)),
-                    float(average_precision_score(data.y, p)), tuple(fold_f1), by_mode)
+    tp = int(np.sum(called & y))
+    fp = int(np.sum(called & ~y))
+    fn = int(np.sum(~called & y))
+    fold_f1: list[float] = []
+    fold_auc: list[float] = []
+    for k in np.unique(fold) if fold is not None else ():
+        mask = fold == k
+        whole = _both_classes(y[mask])
+        sub = metrics(y[mask], p[mask], threshold) if whole else None
+        fold_f1.append(sub.f1 if sub else float("nan"))
+        fold_auc.append(sub.pr_auc if sub else float("nan"))
+    by_mode: dict[str, tuple[int, int]] = {}
+    confusions: list[Confusion] = []
+    if modes is not None:
+        names, inverse = np.unique(modes.astype(str), return_inverse=True)
+        hits = np.bincount(inverse, weights=called, minlength=len(names)).astype(int)
+        totals = np.bincount(inverse, minlength=len(names))
+        by_mode = {str(m): (int(h), int(t)) for m, h, t in zip(names, hits, totals, strict=True)}
+        if PARKED_MODE in by_mode:
+            hit, total = by_mode[PARKED_MODE]
+            confusions.append(Confusion(PARKED_MODE, "not parked", total - hit, total))
+        others = ([m for m in FIRST_CONFUSIONS if m in by_mode]
+                  + sorted(set(by_mode) - {PARKED_MODE, "feedback", *FIRST_CONFUSIONS}))
+        confusions += [Confusion(m, "parked", *by_mode[m]) for m in others]
+    return Metrics(float(threshold), len(y), int(y.sum()), _ratio(tp, tp + fp),
+                   _ratio(tp, tp + fn), _ratio(2 * tp, 2 * tp + fp + fn), _pr_auc(y, p),
+                   tuple(fold_f1), tuple(fold_auc), by_mode, tuple(confusions))
+
+
+def pooled(data: TrainingSet, scores: Scores) -> Metrics:
+    """The pooled out-of-fold metrics of ``scores`` on ``data``, per fold and per mode."""
+    return metrics(data.y, scores.p, scores.threshold, scores.fold, data.modes)
+
+
+def per_group(data: TrainingSet, scores: Scores) -> list[tuple[str, Metrics]]:
+    """The metrics of each person (group) on their own leg ends, sorted by group."""
+    out = []
+    for group in sorted(set(data.groups.tolist())):
+        rows = data.groups == group
+        out.append((str(group), metrics(data.y[rows], scores.p[rows], scores.threshold,
+                                        modes=data.modes[rows])))
+    return out
+
+
+def fold_numbers(data: TrainingSet, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """The fold (0..k-1) in which each row is held out: every person in exactly one fold,
+    each fold's share of parked ends as even as the people allow. With fewer people than
+    ``folds``, one fold per person (at least two people are needed)."""
+    n_groups = len(set(data.groups.tolist()))
+    if n_groups < 2:
+        raise ValueError(f"grouped cross-validation needs at least 2 people, got {n_groups}")
+    splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True,
+                                    random_state=seed)
+    fold = np.full(len(data), -1)
+    for k, (_, test) in enumerate(splitter.split(data.X, data.y, data.groups)):
+        fold[test] = k
+    return fold
+
+
+def _average_precision(model: Any, X: np.ndarray, y: np.ndarray) -> float:
+    return float(average_precision_score(y, model.predict_proba(X)[:, 1]))
+
+
+def cross_validate(data: TrainingSet, name: str, make: Learner, *, folds: int = 5,
+                   seed: int = 0, threshold: float = 0.5, importance: bool = True) -> Scores:
+    """Out-of-fold p(parked) of ``make()`` for every row, people held out (see
+    :func:`fold_numbers`). With ``importance``, the permutation importance of each feature
+    (mean drop in average precision when it is shuffled in the held-out fold, averaged over
+    the folds that hold both classes; Breiman 2001, "Random forests")."""
+    fold = fold_numbers(data, folds, seed)
+    p = np.zeros(len(data))
+    drops: list[np.ndarray] = []
+    for k in range(int(fold.max()) + 1):
+        test = fold == k
+        model = make().fit(data.X[~test], data.y[~test])
+        p[test] = model.predict_proba(data.X[test])[:, 1]
+        if importance and _both_classes(data.y[test]):
+            drops.append(permutation_importance(
+                model, data.X[test], data.y[test], scoring=_average_precision,
+                n_repeats=IMPORTANCE_REPEATS, random_state=seed).importances_mean)
+    mean = np.mean(drops, axis=0) if drops else np.zeros(0)
+    p.setflags(write=False)
+    fold.setflags(write=False)
+    return Scores(name, p, float(threshold), fold,
+                  {f: float(v) for f, v in zip(data.features, mean, strict=False)})
+
+
+def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The threshold that maximises F1 of the parked class on ``(y, p)``: halfway between the
+    lowest score it calls parked and the next lower score (ties: the highest threshold).
+
+    Choose it on pooled out-of-fold scores. F1 reported at a threshold chosen on the same
+    scores is slightly optimistic; :func:`nested_threshold_f1` gives the honest figure."""
+    y = np.asarray(y, dtype=bool)
+    if not _both_classes(y):
+        raise ValueError("a threshold can only be chosen where both parked and not parked occur")
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    denom = precision[:-1] + recall[:-1]
+    f1 = np.divide(2 * precision[:-1] * recall[:-1], denom, out=np.zeros_like(denom),
+                   where=denom > 0)
+    best = int(np.flatnonzero(f1 == f1.max())[-1])
+    lower = thresholds[best - 1] if best > 0 else thresholds[best]
+    return float((thresholds[best] + lower) / 2)
+
+
+def nested_threshold_f1(data: TrainingSet, scores: Scores) -> float:
+    """Pooled F1 where each fold is called at the threshold best on the *other* folds'
+    out-of-fold scores: no row helps choose its own threshold (where the other folds lack a
+    class, ``scores.threshold`` is used)."""
+    called = np.zeros(len(data), bool)
+    for k in np.unique(scores.fold):
+        test = scores.fold == k
+        rest_y = data.y[~test]
+        t = (best_threshold(rest_y, scores.p[~test]) if _both_classes(rest_y)
+             else scores.threshold)
+        called[test] = scores.p[test] >= t
+    tp = int(np.sum(called & data.y))
+    return _ratio(2 * tp, int(called.sum()) + int(data.y.sum()))

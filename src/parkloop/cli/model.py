@@ -1,0 +1,125 @@
+"""``parkloop model list | publish VERSION | rollback | history`` (and ``train``, next)."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, out, print_json
+from parkloop.interpret.registry import AuditRecord, Registry
+from parkloop.store import DB_FILE, Store
+
+app = typer.Typer(help="Model versions: list them, publish one as champion, roll back, audit.",
+                  no_args_is_help=True)
+
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why, for the audit log.")]
+
+# --- `parkloop model train` lives here (issue 4, being added separately) -------------------
+# Keep its heavy imports (training, plotting) inside the command function: this module is
+# imported by every `parkloop` command, `parkloop status` included.
+# ------------------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
+    """List registered model versions, oldest first: when, the champion (*), the rules version
+    they were trained on, held-out metrics and the label set's hash."""
+    versions = _registry(store).versions()
+    if json:
+        print_json([asdict(v) for v in versions])
+        return
+    if not versions:
+        err.print("no model versions registered yet")
+        return
+    table = Table()
+    for col in ("version", "created (UTC)", "champion", "rules", "F1", "PR-AUC", "e2e F1",
+                "label set"):
+        table.add_column(col, justify="right" if col in ("F1", "PR-AUC", "e2e F1") else "left")
+    for v in versions:
+        table.add_row(v.version, _when(v.created_ms), "*" if v.is_champion else "",
+                      v.tags.get("rules_version", ""),
+                      *(_metric(v.metrics, k) for k in ("f1", "pr_auc", "e2e_f1")),
+                      v.tags.get("label_set_hash", "")[:12])
+    out.print(table)
+
+
+@app.command("publish")
+def publish(version: Annotated[str, typer.Argument(help="The version to make champion.")],
+            store: StoreOpt = DEFAULT, reason: ReasonOpt = "", json: JsonOpt = False) -> None:
+    """Make VERSION the champion (the model serving answers); the move is audited."""
+    registry = _registry(store)
+    unchanged = registry.champion() == version.strip()
+    registry.publish(version, reason=reason, actor=_actor())
+    _report(registry, json, changed=not unchanged)
+
+
+@app.command("rollback")
+def rollback(store: StoreOpt = DEFAULT, reason: ReasonOpt = "", json: JsonOpt = False) -> None:
+    """Make the previous champion champion again (undoing the latest publish); audited."""
+    registry = _registry(store)
+    registry.rollback(reason=reason, actor=_actor())
+    _report(registry, json, changed=True)
+
+
+@app.command("history")
+def history(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
+    """The audit log: every publish and rollback, oldest first, with who and why."""
+    records = _registry(store).audit()
+    if json:
+        print_json([asdict(r) for r in records])
+        return
+    if not records:
+        err.print("no version has been published yet")
+        return
+    table = Table()
+    for col in ("at (UTC)", "action", "version", "previous", "actor", "reason"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(_when(r.at_ms), r.action, r.version, r.previous or "", r.actor, r.reason)
+    out.print(table)
+
+
+def _registry(store: Path) -> Registry:
+    """The store's registry; the store must exist, but its DuckDB is never opened here (a
+    running server holds its lock, and publishing must work beside it)."""
+    if not (store / DB_FILE).is_file():
+        Store.open(store)  # raises StoreNotFound with the one message for a missing store
+    return Registry(store)
+
+
+def _report(registry: Registry, json: bool, *, changed: bool) -> None:
+    """The champion now and the audit record just written (none when nothing changed)."""
+    records = registry.audit()
+    record: AuditRecord | None = records[-1] if changed and records else None
+    champion = registry.champion()
+    if json:
+        print_json({"champion": champion, "record": asdict(record) if record else None})
+    elif record is None:
+        err.print(f"version {champion} is already the champion; nothing changed",
+                  highlight=False)
+    else:
+        err.print(f"{record.action}: champion {record.previous or 'none'} -> {record.version}",
+                  highlight=False)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _metric(metrics: Mapping[str, float], key: str) -> str:
+    value = metrics.get(key)
+    return "" if value is None else f"{value:.3f}"
