@@ -75,6 +75,10 @@ class FactsError(ParkloopError):
     """Rules versions and fact building."""
 
 
+class ModelError(ParkloopError):
+    """Model specs, training and scoring."""
+
+
 class RegistryError(ParkloopError):
     """The model registry."""
 

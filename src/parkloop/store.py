@@ -101,7 +101,9 @@ class Store:
 
 def _connect(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(db), read_only=read_only)
+        con = duckdb.connect(str(db), read_only=read_only)
+        con.execute("SET enable_progress_bar = false")  # parkloop draws its own bars
+        return con
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StoreLocked(

@@ -1,4 +1,4 @@
-"""``parkloop facts build | list`` and ``parkloop export stops``."""
+"""``parkloop facts build | list`` and ``parkloop export stops | parked``."""
 
 from __future__ import annotations
 
@@ -84,3 +84,28 @@ def stops(out_file: Annotated[Path, typer.Option("--out", help="CSV file to writ
     with open_store(store, read_only=True) as s:
         n = export_stops(s, version, out_file)
     err.print(f"wrote {n:,} stops of {version.identity} to {out_file}", highlight=False)
+
+
+@export_app.command("parked")
+def parked(out_path: Annotated[Path, typer.Option(
+               "--out", help="CSV file to write.", dir_okay=False, writable=True)],
+           store: StoreOpt = DEFAULT,
+           model: Annotated[str | None, typer.Option(
+               "--model", help="Model version (default: the champion).")] = None) -> None:
+    """Write every parking event of every device as CSV: device_id, parked_at (UTC ISO 8601,
+    when the car stopped), lat, lon (where the car is), p_parked, model_version,
+    rules_version. Leg ends the model has not judged yet are judged first, so the file is
+    complete for the store as it is."""
+    from parkloop.errors import ModelError
+    from parkloop.interpret.model import ParkedModel
+    from parkloop.interpret.parking import export_parked
+    from parkloop.interpret.registry import Registry
+
+    registry = Registry(store)
+    with open_store(store) as s:
+        version = model or registry.champion()
+        if version is None:
+            raise ModelError("no champion model: train one with "
+                             "`parkloop model train --publish`")
+        n = export_parked(s, ParkedModel.load(registry.artifacts(version)), version, out_path)
+    err.print(f"{n:,} parking events (model {version}) -> {out_path}")

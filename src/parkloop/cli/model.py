@@ -1,4 +1,4 @@
-"""``parkloop model list | publish VERSION | rollback | history`` (and ``train``, next)."""
+"""``parkloop model train | list | publish VERSION | rollback | history``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, out, print_json
+from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, open_store, out, print_json
 from parkloop.interpret.registry import AuditRecord, Registry
 from parkloop.store import DB_FILE, Store
 
@@ -21,10 +21,43 @@ app = typer.Typer(help="Model versions: list them, publish one as champion, roll
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why, for the audit log.")]
 
-# --- `parkloop model train` lives here (issue 4, being added separately) -------------------
-# Keep its heavy imports (training, plotting) inside the command function: this module is
-# imported by every `parkloop` command, `parkloop status` included.
-# ------------------------------------------------------------------------------------------
+SpecOpt = Annotated[str, typer.Option(
+    "--spec", help="Model spec name (shipped, or <store>/specs/NAME.toml).")]
+
+
+@app.command("train")
+def train(store: StoreOpt = DEFAULT, spec: SpecOpt = "parked",
+          publish: Annotated[bool, typer.Option(
+              "--publish", help="Publish the new version if the spec's gate passes.")] = False,
+          json: JsonOpt = False) -> None:
+    """Train a model spec on the store's facts and labels: cross-validate its learners with
+    people held out, fit the best, write its report (markdown + plots), register it with its
+    lineage and, with --publish, make it champion if the spec's publish gate passes (exit 1
+    if it does not; the version stays registered)."""
+    # heavy imports here: this module is imported by every command, `status` included
+    from parkloop.errors import ModelError
+    from parkloop.interpret.spec import load_spec
+    from parkloop.interpret.train import train as run_train
+
+    model_spec = load_spec(spec, store)
+    with open_store(store) as s, err.status("training") as status:
+        result = run_train(s, Registry(store), model_spec, publish=publish,
+                           actor=_actor(), step=lambda text: status.update(text))
+    m = result.metrics
+    if json:
+        print_json({"version": result.version, "published": result.published,
+                    "chosen": result.chosen, "gate": asdict(result.gate),
+                    "metrics": m, "lineage": result.lineage, "report": str(result.report)})
+    else:
+        out.print(f"version {result.version}: {result.chosen}, F1 {m['f1']:.3f} (nested "
+                  f"{m['nested_f1']:.3f}), PR-AUC {m['pr_auc']:.3f}, end to end F1 "
+                  f"{m['e2e_f1']:.3f}; rule baseline F1 {m.get('rule_f1', float('nan')):.3f}")
+        out.print(f"report: {result.report}")
+        if result.published:
+            out.print(f"published: version {result.version} is the champion")
+    if publish and not result.published:
+        raise ModelError(f"version {result.version} not published: gate failed: "
+                         + "; ".join(result.gate.reasons))
 
 
 @app.command("list")

@@ -32,11 +32,13 @@ class TrainingSet:
 
 
 def training_set(store: Store, rules_version: str,
-                 features: tuple[str, ...] = FEATURES) -> TrainingSet:
+                 features: tuple[str, ...] = FEATURES,
+                 labels: pa.Table | None = None) -> TrainingSet:
     """Every labelled leg end of ``rules_version`` with ``features`` (booleans as 0/1,
     missing values as NaN). Features without a single observed value in the set (e.g.
-    activity shares where phones send no activity) are left out."""
-    labels = leg_end_labels(store, rules_version)
+    activity shares where phones send no activity) are left out. ``labels``: the
+    :func:`leg_end_labels` already read, if they were."""
+    labels = leg_end_labels(store, rules_version) if labels is None else labels
     store.con.register("_labels", labels)
     cols = ", ".join(f"CAST(e.{f} AS DOUBLE) AS {f}" for f in features)
     table: pa.Table = store.con.sql(f"""

@@ -171,17 +171,20 @@ def _average_precision(model: Any, X: np.ndarray, y: np.ndarray) -> float:
 
 
 def cross_validate(data: TrainingSet, name: str, make: Learner, *, folds: int = 5,
-                   seed: int = 0, threshold: float = 0.5, importance: bool = True) -> Scores:
+                   seed: int = 0, threshold: float = 0.5, importance: bool = True,
+                   train_rows: np.ndarray | None = None) -> Scores:
     """Out-of-fold p(parked) of ``make()`` for every row, people held out (see
     :func:`fold_numbers`). With ``importance``, the permutation importance of each feature
     (mean drop in average precision when it is shuffled in the held-out fold, averaged over
-    the folds that hold both classes; Breiman 2001, "Random forests")."""
+    the folds that hold both classes; Breiman 2001, "Random forests"). ``train_rows`` (a
+    mask) limits what is trained on, e.g. without outliers; every row is still predicted."""
     fold = fold_numbers(data, folds, seed)
+    usable = np.ones(len(data), bool) if train_rows is None else np.asarray(train_rows, bool)
     p = np.zeros(len(data))
     drops: list[np.ndarray] = []
     for k in range(int(fold.max()) + 1):
         test = fold == k
-        model = make().fit(data.X[~test], data.y[~test])
+        model = make().fit(data.X[~test & usable], data.y[~test & usable])
         p[test] = model.predict_proba(data.X[test])[:, 1]
         if importance and _both_classes(data.y[test]):
             drops.append(permutation_importance(

@@ -9,8 +9,10 @@ A vehicle-leg end is labelled by the person's own statements:
 - a ``feedback`` event ("yes, I parked here" / "no") about a parking answer within the same
   distance and time; feedback, being explicit, overrides a label.
 
-Each label event labels at most one leg end (the nearest in time) and each leg end takes its
-nearest label. Leg ends no statement reaches stay unlabelled and out of training. Every
+Each label event labels at most one leg end at its end (the nearest in time) and each leg
+end takes its nearest label. A leg end strictly inside a labelled non-car segment (before
+its last :data:`MATCH_S` seconds) is a negative too: the bus or train halted there, nobody
+parked. Leg ends no statement reaches stay unlabelled and out of training. Every
 labelled row names the raw event behind it (``batch_no``, ``seq``) for lineage.
 """
 
@@ -63,8 +65,21 @@ def leg_end_labels(store: Store, rules_version: str) -> pa.Table:
         per_statement AS (      -- a statement labels the leg end nearest to it in time
             SELECT * FROM pairs
             QUALIFY row_number() OVER (PARTITION BY device_id, source, batch_no, seq
-                                       ORDER BY dt, ended_ms) = 1)
-        SELECT device_id, ended_ms, parked, mode, source, batch_no, seq FROM per_statement
-        QUALIFY row_number() OVER (PARTITION BY device_id, ended_ms
-                                   ORDER BY rank, dt, batch_no, seq) = 1
+                                       ORDER BY dt, ended_ms) = 1),
+        at_end AS (
+            SELECT device_id, ended_ms, parked, mode, source, batch_no, seq FROM per_statement
+            QUALIFY row_number() OVER (PARTITION BY device_id, ended_ms
+                                       ORDER BY rank, dt, batch_no, seq) = 1),
+        inside AS (             -- a vehicle stopping inside a bus, train, ... segment
+            SELECT e.device_id, e.ended_ms, false AS parked, l.mode, 'label' AS source,
+                   l.batch_no, l.seq
+            FROM ends e JOIN raw_label l
+              ON l.device_id = e.device_id AND e.ended_ms > l.start_ms
+                                           AND e.ended_ms < l.end_ms - {win}
+            WHERE l.mode <> 'car'
+              AND NOT EXISTS (SELECT 1 FROM at_end a
+                              WHERE a.device_id = e.device_id AND a.ended_ms = e.ended_ms)
+            QUALIFY row_number() OVER (PARTITION BY e.device_id, e.ended_ms
+                                       ORDER BY l.batch_no, l.seq) = 1)
+        SELECT * FROM at_end UNION ALL SELECT * FROM inside
         ORDER BY device_id, ended_ms""", params={"rv": rules_version}).to_arrow_table()

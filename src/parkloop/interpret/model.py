@@ -1,0 +1,98 @@
+"""The deployable model: a fitted estimator with the features it reads and its threshold.
+
+A :class:`ParkedModel` is what the registry stores (``model.joblib``) and what serving keeps
+in memory: scoring is one ``predict_proba`` over the leg ends' feature columns, with no
+MLflow and no store access on the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pyarrow as pa
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import QuantileTransformer
+
+from parkloop.errors import ModelError
+from parkloop.interpret.baseline import ThresholdRule
+from parkloop.interpret.spec import Boosting, Learner, Logistic, Rule
+
+MODEL_FILE = "model.joblib"
+CALIBRATION_FOLDS = 3
+
+
+def make_learner(learner: Learner, features: tuple[str, ...], calibration: str,
+                 seed: int = 0) -> Any:
+    """An unfitted estimator for a spec's learner over columns ``features``."""
+    if isinstance(learner, Rule):
+        if learner.feature not in features:
+            raise ModelError(f"the rule reads {learner.feature!r}, which no labelled leg end has")
+        return ThresholdRule(features.index(learner.feature), learner.threshold)
+    est: Any
+    if isinstance(learner, Logistic):
+        est = make_pipeline(
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            QuantileTransformer(n_quantiles=200, output_distribution="normal",
+                                random_state=seed),
+            LogisticRegression(C=learner.C, max_iter=5000))
+    elif isinstance(learner, Boosting):
+        est = HistGradientBoostingClassifier(
+            max_iter=learner.max_iter, learning_rate=learner.learning_rate,
+            max_leaf_nodes=learner.max_leaf_nodes, min_samples_leaf=learner.min_samples_leaf,
+            l2_regularization=learner.l2_regularization, random_state=seed)
+    else:  # pragma: no cover - the spec's discriminator admits nothing else
+        raise ModelError(f"unknown learner {learner!r}")
+    if calibration == "none":
+        return est
+    return CalibratedClassifierCV(est, method=calibration, cv=CALIBRATION_FOLDS)
+
+
+@dataclass(frozen=True)
+class ParkedModel:
+    """p(parked) for leg ends: ``estimator`` over ``features``, parked at ``threshold``."""
+
+    estimator: Any
+    features: tuple[str, ...]
+    threshold: float
+    learner: str
+    spec: str
+    """the spec's identity (name@hash)"""
+    rules_version: str
+
+    def predict(self, table: pa.Table) -> np.ndarray:
+        """p(parked) for every row of a ``facts_leg_end`` table (or any table with the
+        feature columns; missing values as NaN)."""
+        if table.num_rows == 0:
+            return np.zeros(0)
+        missing = [f for f in self.features if f not in table.column_names]
+        if missing:
+            raise ModelError(f"leg ends lack the model's features {missing}")
+        X = np.column_stack([np.asarray(table.column(f).cast(pa.float64())
+                                        .to_numpy(zero_copy_only=False), float)
+                             for f in self.features])
+        return np.asarray(self.estimator.predict_proba(X)[:, 1], float)
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / MODEL_FILE
+        joblib.dump(self, path)
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> ParkedModel:
+        path = directory / MODEL_FILE
+        try:
+            model = joblib.load(path)
+        except (OSError, EOFError, ValueError, ModuleNotFoundError, AttributeError) as exc:
+            raise ModelError(f"cannot load the model in {directory}: {exc}") from None
+        if not isinstance(model, cls):
+            raise ModelError(f"{path} does not hold a parkloop model")
+        return model

@@ -1,0 +1,317 @@
+"""Training: a spec's learners cross-validated with people held out, the best one fitted,
+reported, registered with its lineage and, if its gate passes, published.
+
+Every step reads facts and raw labels as of one raw watermark; the facts of the spec's rules
+version are (re)built first when raw events arrived after them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.inspection import permutation_importance
+
+from parkloop.errors import ModelError
+from parkloop.facts.build import build
+from parkloop.facts.rules import load_rules
+from parkloop.facts.tables import table_digest
+from parkloop.interpret.dataset import TrainingSet, training_set
+from parkloop.interpret.endtoend import end_to_end, subset
+from parkloop.interpret.evaluate import (
+    IMPORTANCE_REPEATS,
+    Scores,
+    _average_precision,
+    best_threshold,
+    cross_validate,
+    metrics,
+    nested_threshold_f1,
+)
+from parkloop.interpret.labels import leg_end_labels
+from parkloop.interpret.model import ParkedModel, make_learner
+from parkloop.interpret.report import write_report
+from parkloop.interpret.spec import ModelSpec, Rule, load_spec
+
+if TYPE_CHECKING:
+    from parkloop.interpret.registry import Registry
+    from parkloop.store import Store
+
+DOMINANT_PEOPLE = frozenset({"geolife-128", "geolife-115"})
+"""GeoLife people holding most car ends of the dev data: end-to-end figures are also given
+without them, so that a model that only learned them shows it"""
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The publish gate's verdict and the numbers it read."""
+
+    passed: bool
+    reasons: tuple[str, ...]
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: str
+    published: bool
+    chosen: str
+    metrics: dict[str, float]
+    gate: Gate
+    report: Path
+    lineage: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything cross-validation found for one spec on one training set."""
+
+    data: TrainingSet
+    candidates: list[Scores]
+    chosen: Scores
+    train_rows: np.ndarray
+    metrics: dict[str, float]
+    end_to_end: dict[str, Any]
+
+
+def _make(spec: ModelSpec, name: str, features: tuple[str, ...]) -> Callable[[], Any]:
+    learner = spec.learners[name]
+    calibration = "none" if isinstance(learner, Rule) else spec.train.calibration
+    return lambda: make_learner(learner, features, calibration, spec.train.seed)
+
+
+def usable_rows(spec: ModelSpec, data: TrainingSet, ended_ms: np.ndarray) -> np.ndarray:
+    """Rows training may use: none matching an exclusion rule, and at most
+    ``max_labels_per_device`` (the latest) per person so no one device dominates."""
+    ok = np.ones(len(data), bool)
+    for rule in spec.exclude:
+        if rule.feature in data.features:
+            ok &= ~rule.matches(data.X[:, data.features.index(rule.feature)])
+    cap = spec.train.max_labels_per_device
+    if cap:
+        order = np.lexsort((-ended_ms, data.groups.astype(str)))
+        rank = np.zeros(len(data), int)
+        groups = data.groups[order]
+        start = np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1]
+        rank[order] = np.arange(len(data)) - np.repeat(start, np.diff(np.r_[start, len(data)]))
+        ok &= rank < cap
+    return ok
+
+
+def evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Table,
+             step: Step = lambda _: None) -> Evaluation:
+    """Cross-validate every learner of ``spec``, choose one, and measure it end to end."""
+    data = training_set(store, rules_version, tuple(spec.features), labels)
+    if len(set(data.groups.tolist())) < 2 or not data.y.any() or data.y.all():
+        raise ModelError(
+            f"cannot train: {len(data)} labelled leg ends from "
+            f"{len(set(data.groups.tolist()))} people with {int(data.y.sum())} car ends; "
+            "training needs car and other ends from at least two people (import labels)")
+    ended = np.asarray(labels.column("ended_ms").to_numpy(), np.int64)  # same order
+    train_rows = usable_rows(spec, data, ended)
+    candidates = []
+    for name in spec.learners:
+        step(f"cross-validating {name}")
+        scores = cross_validate(data, name, _make(spec, name, data.features),
+                                folds=spec.train.folds, seed=spec.train.seed,
+                                train_rows=train_rows, importance=False)
+        t = (best_threshold(data.y, scores.p) if spec.train.threshold == "best_f1"
+             else float(spec.train.threshold))
+        candidates.append(replace(scores, threshold=t))
+    figure = {c.name: _figures(data, c) for c in candidates}
+    chosen = max(candidates, key=lambda c: figure[c.name][spec.train.select])
+    step(f"end to end and feature importance ({chosen.name})")
+    e2e, importance = _end_to_end(store, spec, rules_version, data, chosen, train_rows)
+    chosen = replace(chosen, importance=importance)
+    candidates = [chosen if c.name == chosen.name else c for c in candidates]
+    m = {**figure[chosen.name], **{f"rule_{k}": v for k, v in figure[candidates[0].name].items()
+                                   if isinstance(spec.learners[candidates[0].name], Rule)},
+         "e2e_precision": e2e["precision"], "e2e_recall": e2e["recall"], "e2e_f1": e2e["f1"],
+         "e2e_f1_others": e2e["without_dominant"]["f1"], "threshold": chosen.threshold,
+         "n_labelled": float(len(data)), "n_parked": float(data.y.sum()),
+         "n_people": float(len(set(data.groups.tolist())))}
+    return Evaluation(data, candidates, chosen, train_rows, m, e2e)
+
+
+def _figures(data: TrainingSet, scores: Scores) -> dict[str, float]:
+    m = metrics(data.y, scores.p, scores.threshold, scores.fold, data.modes)
+    return {"precision": m.precision, "recall": m.recall, "f1": m.f1, "pr_auc": m.pr_auc,
+            "nested_f1": nested_threshold_f1(data, scores),
+            "fold_f1_min": float(np.nanmin(m.fold_f1)), "fold_f1_max": float(np.nanmax(m.fold_f1))}
+
+
+def _end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: TrainingSet,
+                chosen: Scores, train_rows: np.ndarray
+                ) -> tuple[dict[str, Any], dict[str, float]]:
+    """Every leg end of each held-out person scored by the fold's model; those called parked
+    are the person's exported events, judged against all their labelled segment ends. And
+    the permutation importance of each feature in the held-out folds (see
+    :func:`~parkloop.interpret.evaluate.cross_validate`)."""
+    make = _make(spec, chosen.name, data.features)
+    people = sorted(set(data.groups.tolist()))
+    events = []
+    drops = []
+    for k in np.unique(chosen.fold):
+        test = chosen.fold == k
+        model = make().fit(data.X[~test & train_rows], data.y[~test & train_rows])
+        if data.y[test].any() and not data.y[test].all():
+            drops.append(permutation_importance(
+                model, data.X[test], data.y[test], scoring=_average_precision,
+                n_repeats=IMPORTANCE_REPEATS, random_state=spec.train.seed).importances_mean)
+        held_out = sorted(set(data.groups[test].tolist()))
+        ends = store.con.sql(
+            f"SELECT device_id, ended_ms AS t_ms, lat, lon, {', '.join(data.features)} "
+            "FROM facts_leg_end WHERE rules_version = $rv AND list_contains($who, device_id)",
+            params={"rv": rules_version, "who": held_out}).to_arrow_table()
+        pm = ParkedModel(model, data.features, chosen.threshold, chosen.name, spec.identity,
+                         rules_version)
+        events.append(ends.filter(pa.array(pm.predict(ends) >= chosen.threshold)))
+    figures = end_to_end(store, pa.concat_tables(events).select(["device_id", "t_ms", "lat",
+                                                                 "lon"]), people)
+    figures["without_dominant"] = subset(figures, set(DOMINANT_PEOPLE))
+    mean = np.mean(drops, axis=0) if drops else np.zeros(len(data.features))
+    return figures, {f: float(v) for f, v in zip(data.features, mean, strict=True)}
+
+
+def label_set(labels: pa.Table) -> tuple[str, pa.Table]:
+    """The labels a model saw (raw events behind them) and their hash."""
+    seen = labels.select(["device_id", "ended_ms", "parked", "mode", "source", "batch_no",
+                          "seq"])
+    return table_digest(seen), seen
+
+
+def gate(spec: ModelSpec, m: dict[str, float], champion: dict[str, float] | None) -> Gate:
+    """The spec's publish gate on the honest figures (nested F1, PR-AUC), and the margin
+    over the champion's figure of ``select`` measured on the same people."""
+    g = spec.gate
+    f1, pr_auc = m["nested_f1"], m["pr_auc"]
+    reasons = []
+    if not f1 >= g.min_f1:
+        reasons.append(f"F1 {f1:.3f} < {g.min_f1}")
+    if not pr_auc >= g.min_pr_auc:
+        reasons.append(f"PR-AUC {pr_auc:.3f} < {g.min_pr_auc}")
+    figures = {"f1": f1, "pr_auc": pr_auc}
+    if champion is not None:
+        key = spec.train.select
+        mine = m["nested_f1" if key == "f1" else key]
+        theirs = champion["nested_f1" if key == "f1" else key]
+        figures |= {"champion": theirs, "challenger": mine}
+        if not mine >= theirs + g.margin:
+            reasons.append(f"{key} {mine:.3f} does not beat the champion's {theirs:.3f} "
+                           f"by {g.margin}")
+    return Gate(not reasons, tuple(reasons), figures)
+
+
+def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = False,
+          step: Step = lambda _: None, actor: str = "cli") -> TrainResult:
+    """Train ``spec`` on the store's facts and labels, report, register; publish if asked
+    and the gate passes."""
+    rules = load_rules(spec.rules, store.path)
+    watermark = int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch"))
+    built = store.con.execute("SELECT raw_watermark FROM facts_build WHERE rules_version = ?",
+                              [rules.identity]).fetchall() if _has_facts(store) else []
+    if not built or built[0][0] < watermark:
+        step(f"building facts {rules.identity}")
+        build(store, rules)
+    labels = leg_end_labels(store, rules.identity)
+    label_hash, seen = label_set(labels)
+    result = evaluate(store, spec, rules.identity, labels, step)
+    champion = registry.champion()
+    champion_figures = None
+    if champion is not None:
+        step(f"re-evaluating champion {champion} on the same people")
+        champion_figures = _champion_figures(store, registry, champion, rules.identity, labels)
+    verdict = gate(spec, result.metrics, champion_figures)
+
+    step(f"fitting {result.chosen.name} on every labelled leg end")
+    data = result.data
+    estimator = _make(spec, result.chosen.name, data.features)().fit(
+        data.X[result.train_rows], data.y[result.train_rows])
+    model = ParkedModel(estimator, data.features, result.chosen.threshold, result.chosen.name,
+                        spec.identity, rules.identity)
+    lineage = {"rules_version": rules.identity, "raw_watermark": str(watermark),
+               "label_set_hash": label_hash, "labels": str(labels.num_rows),
+               "spec": spec.identity, "learner": result.chosen.name,
+               "excluded_from_training": str(int((~result.train_rows).sum()))}
+    with tempfile.TemporaryDirectory(prefix="parkloop-train-") as tmp:
+        out = Path(tmp)
+        model.save(out)
+        (out / "spec.toml").write_text(spec.text, encoding="utf-8")
+        pq.write_table(seen, out / "labels.parquet")
+        (out / "metrics.json").write_text(json.dumps(
+            {"metrics": result.metrics, "gate": verdict.figures,
+             "end_to_end": _jsonable(result.end_to_end)}, indent=2, sort_keys=True))
+        step("writing the report")
+        e2e = {k: v for k, v in result.end_to_end.items() if k != "without_dominant"}
+        e2e["f1 without " + " and ".join(sorted(DOMINANT_PEOPLE))] = \
+            result.end_to_end["without_dominant"]["f1"]
+        write_report(out, data, result.candidates, result.chosen.name,
+                     title=f"parked model: {spec.identity} on {rules.identity}",
+                     lineage=lineage, end_to_end=e2e, baseline=_baseline(spec))
+        step("registering")
+        version = registry.register(
+            out, params={"spec": spec.identity, "learner": result.chosen.name,
+                         "threshold": f"{result.chosen.threshold:.6f}"},
+            metrics={k: v for k, v in result.metrics.items() if math.isfinite(v)},
+            tags={**lineage, "spec_name": spec.name, "spec_hash": spec.identity.split("@")[1],
+                  "gate": "passed" if verdict.passed else "; ".join(verdict.reasons)})
+        report = registry.artifacts(version) / "report.md"
+    published = False
+    if publish and verdict.passed:
+        registry.publish(version, reason=f"trained {time.strftime('%Y-%m-%d')}: gate passed "
+                         f"(F1 {result.metrics['nested_f1']:.3f}, PR-AUC "
+                         f"{result.metrics['pr_auc']:.3f})", actor=actor)
+        published = True
+    return TrainResult(version, published, result.chosen.name, result.metrics, verdict, report,
+                       lineage)
+
+
+def _baseline(spec: ModelSpec) -> str | None:
+    return next((n for n, ln in spec.learners.items() if isinstance(ln, Rule)), None)
+
+
+def _champion_figures(store: Store, registry: Registry, version: str, rules_version: str,
+                      labels: pa.Table) -> dict[str, float] | None:
+    """The champion's spec cross-validated on today's labels and people (its recorded
+    figures where its spec no longer applies)."""
+    directory = registry.artifacts(version)
+    try:
+        from parkloop.interpret.spec import parse_spec
+
+        spec = parse_spec("champion", (directory / "spec.toml").read_text(encoding="utf-8"))
+        model = ParkedModel.load(directory)
+        if model.rules_version != rules_version:
+            raise ModelError("another rules version")
+        result = evaluate(store, spec, rules_version, labels)
+        return result.metrics
+    except (ModelError, OSError):
+        recorded = next((v.metrics for v in registry.versions() if v.version == version), {})
+        return {k: float(v) for k, v in recorded.items()} or None
+
+
+def _has_facts(store: Store) -> bool:
+    return bool(store.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'facts_build'"))
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+__all__ = ["Gate", "TrainResult", "evaluate", "gate", "load_spec", "train"]
