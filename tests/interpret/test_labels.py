@@ -23,7 +23,7 @@ def test_simulated_labels_agree_with_ground_truth(tmp_path: Path) -> None:
         build(store, rules)
         labels = leg_end_labels(store, rules.identity)
         assert labels.num_rows > 10
-        assert set(labels.column("source").to_pylist()) == {"label"}
+        assert set(labels.column("source").to_pylist()) <= {"label", "inside"}
         positives = labels.filter(labels.column("parked"))
         assert positives.num_rows > 0
         assert set(positives.column("mode").to_pylist()) == {"car"}
@@ -35,10 +35,15 @@ def test_simulated_labels_agree_with_ground_truth(tmp_path: Path) -> None:
                   AND abs(t.parked_at_ms - p.ended_ms) <= 300000) THEN 1 ELSE 0 END)
             FROM pos p""")
         assert near >= 0.9
-        # each raw label event labels at most one leg end
-        keys = list(zip(labels.column("batch_no").to_pylist(), labels.column("seq").to_pylist(),
+        # each raw label event labels at most one leg end at its end
+        at_end = labels.filter(pc.equal(labels.column("source"), "label"))
+        keys = list(zip(at_end.column("batch_no").to_pylist(), at_end.column("seq").to_pylist(),
                         strict=True))
         assert len(keys) == len(set(keys))
+        # leg ends inside a non-car span are negatives of that span's mode
+        inside = labels.filter(pc.equal(labels.column("source"), "inside"))
+        assert not any(inside.column("parked").to_pylist())
+        assert "car" not in inside.column("mode").to_pylist()
 
 
 def test_feedback_overrides_a_label_and_unlabelled_ends_stay_out(tmp_path: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import math
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -46,8 +47,10 @@ def train(store: StoreOpt = DEFAULT, spec: SpecOpt = "parked",
     m = result.metrics
     if json:
         print_json({"version": result.version, "published": result.published,
-                    "chosen": result.chosen, "gate": asdict(result.gate),
-                    "metrics": m, "lineage": result.lineage, "report": str(result.report)})
+                    "chosen": result.chosen,
+                    "gate": {**asdict(result.gate), "figures": _finite(result.gate.figures)},
+                    "metrics": _finite(m), "lineage": result.lineage,
+                    "report": str(result.report)})
     else:
         out.print(f"version {result.version}: {result.chosen}, F1 {m['f1']:.3f} (nested "
                   f"{m['nested_f1']:.3f}), PR-AUC {m['pr_auc']:.3f}, end to end F1 "
@@ -151,6 +154,12 @@ def _actor() -> str:
 
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _finite(figures: Mapping[str, float]) -> dict[str, float | None]:
+    """Figures for --json: an undefined one (NaN, e.g. precision with nothing judged) is null,
+    since NaN is not JSON."""
+    return {k: v if math.isfinite(v) else None for k, v in figures.items()}
 
 
 def _metric(metrics: Mapping[str, float], key: str) -> str:

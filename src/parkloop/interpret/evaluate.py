@@ -17,6 +17,7 @@ missed; a taxi or bus end called parked).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -161,8 +162,10 @@ def fold_numbers(data: TrainingSet, folds: int = 5, seed: int = 0) -> np.ndarray
     splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True,
                                     random_state=seed)
     fold = np.full(len(data), -1)
-    for k, (_, test) in enumerate(splitter.split(data.X, data.y, data.groups)):
-        fold[test] = k
+    with warnings.catch_warnings():  # few car ends in a small store: said by the report
+        warnings.filterwarnings("ignore", message="The least populated class")
+        for k, (_, test) in enumerate(splitter.split(data.X, data.y, data.groups)):
+            fold[test] = k
     return fold
 
 

@@ -37,8 +37,9 @@ _HAVERSINE = """2 * 6371000.0 * asin(sqrt(
 
 def leg_end_labels(store: Store, rules_version: str) -> pa.Table:
     """One row per labelled leg end of ``rules_version``: device_id, ended_ms, parked (bool),
-    mode (the stated mode, or ``feedback``), source (``label`` | ``feedback``), and the raw
-    event it came from (batch_no, seq)."""
+    mode (the stated mode, or ``feedback``), source (``label``: at a label span's end;
+    ``inside``: inside a non-car span; ``feedback``), and the raw event it came from
+    (batch_no, seq)."""
     win = MATCH_S * 1000
     return store.con.sql(f"""
         WITH ends AS (
@@ -71,7 +72,7 @@ def leg_end_labels(store: Store, rules_version: str) -> pa.Table:
             QUALIFY row_number() OVER (PARTITION BY device_id, ended_ms
                                        ORDER BY rank, dt, batch_no, seq) = 1),
         inside AS (             -- a vehicle stopping inside a bus, train, ... segment
-            SELECT e.device_id, e.ended_ms, false AS parked, l.mode, 'label' AS source,
+            SELECT e.device_id, e.ended_ms, false AS parked, l.mode, 'inside' AS source,
                    l.batch_no, l.seq
             FROM ends e JOIN raw_label l
               ON l.device_id = e.device_id AND e.ended_ms > l.start_ms

@@ -1,10 +1,11 @@
 """Interpretations: every leg end judged by a model version, and the answers made of them.
 
-``interp_leg_end`` holds one row per (model version, leg end): p(parked), the call at the
-model's threshold, and when it was decided; the leg end is named by its rules version,
-device and end time, so every answer traces back to its facts and raw events. Rows are only
-added (a model version judges a leg end once); facts built later are judged when asked
-(:func:`score_pending`).
+``interp_leg_end`` holds one row per (model version, leg end, facts build): p(parked), the
+call at the model's threshold, and when it was decided; the leg end is named by its rules
+version, device and end time, so every answer traces back to its facts and raw events. Rows
+are only added: a rebuild (more raw events in) may end a drive elsewhere or change a leg
+end's features, so the current build's leg ends are judged when asked
+(:func:`score_pending`), answers read only those judgements, and older ones stay as history.
 
 "Where is my car?" for a device is its latest parking event, until a later vehicle leg
 starts within :data:`MOVED_M` of it: then the car has moved on and the answer is unknown.
@@ -34,7 +35,14 @@ DDL = """CREATE TABLE IF NOT EXISTS interp_leg_end (
     model_version VARCHAR NOT NULL, rules_version VARCHAR NOT NULL, device_id VARCHAR NOT NULL,
     ended_ms BIGINT NOT NULL, lat DOUBLE NOT NULL, lon DOUBLE NOT NULL,
     p_parked DOUBLE NOT NULL, parked BOOLEAN NOT NULL, decided_at_ms BIGINT NOT NULL,
-    PRIMARY KEY (model_version, rules_version, device_id, ended_ms))"""
+    facts_built_ms BIGINT NOT NULL,
+    PRIMARY KEY (model_version, rules_version, device_id, ended_ms, facts_built_ms))"""
+
+_CURRENT = """i.facts_built_ms = (SELECT built_ms FROM facts_build b
+                                 WHERE b.rules_version = i.rules_version)"""
+"""a judgement of the facts as they are: a rebuild (more raw events in) may end a drive
+elsewhere or change a leg end's features, so every build's leg ends are judged afresh and
+older judgements stay as history"""
 
 EXPORT_COLUMNS = ("device_id", "parked_at", "lat", "lon", "p_parked", "model_version",
                   "rules_version")
@@ -42,20 +50,23 @@ EXPORT_COLUMNS = ("device_id", "parked_at", "lat", "lon", "p_parked", "model_ver
 
 
 def score_pending(store: Store, model: ParkedModel, version: str) -> int:
-    """Judge every leg end of the model's rules version that ``version`` has not judged yet;
-    returns how many were judged."""
+    """Judge every leg end of the model's rules version that ``version`` has not judged in
+    the current build of its facts; returns how many were judged."""
     if not _facts_built(store, model.rules_version):
         raise ModelError(f"no facts for rules version {model.rules_version} (the model's): "
                          "run `parkloop facts build` first")
     store.con.execute(DDL)
+    built = int(store.scalar("SELECT built_ms FROM facts_build WHERE rules_version = ?",
+                             [model.rules_version]))
     pending = store.con.sql("""
         SELECT e.* FROM facts_leg_end e
         WHERE e.rules_version = $rv AND NOT EXISTS (
             SELECT 1 FROM interp_leg_end i
             WHERE i.model_version = $mv AND i.rules_version = e.rules_version
-              AND i.device_id = e.device_id AND i.ended_ms = e.ended_ms)
-        ORDER BY e.device_id, e.ended_ms""",
-                            params={"rv": model.rules_version, "mv": version}).to_arrow_table()
+              AND i.device_id = e.device_id AND i.ended_ms = e.ended_ms
+              AND i.facts_built_ms = $built)
+        ORDER BY e.device_id, e.ended_ms""", params={
+            "rv": model.rules_version, "mv": version, "built": built}).to_arrow_table()
     if not pending.num_rows:
         return 0
     p = model.predict(pending)
@@ -65,7 +76,8 @@ def score_pending(store: Store, model: ParkedModel, version: str) -> int:
         "device_id": pending.column("device_id"), "ended_ms": pending.column("ended_ms"),
         "lat": pending.column("lat"), "lon": pending.column("lon"),
         "p_parked": pa.array(p, pa.float64()), "parked": pa.array(p >= model.threshold),
-        "decided_at_ms": pa.array([int(time.time() * 1000)] * pending.num_rows, pa.int64())})
+        "decided_at_ms": pa.array([int(time.time() * 1000)] * pending.num_rows, pa.int64()),
+        "facts_built_ms": pa.array([built] * pending.num_rows, pa.int64())})
     store.con.register("_judged", rows)
     try:
         store.con.execute("INSERT INTO interp_leg_end SELECT * FROM _judged")
@@ -78,11 +90,12 @@ def parking_events(store: Store, version: str, rules_version: str) -> pa.Table:
     """Every leg end ``version`` called parked, as the parked CSV's columns (parked_at as
     UTC ISO 8601) plus ``ended_ms``."""
     store.con.execute(DDL)
-    return store.con.sql("""
+    current = _CURRENT if _facts_built(store, rules_version) else "false"
+    return store.con.sql(f"""
         SELECT device_id, strftime(epoch_ms(ended_ms), '%Y-%m-%dT%H:%M:%S.%gZ') AS parked_at,
                lat, lon, p_parked, model_version, rules_version, ended_ms
-        FROM interp_leg_end
-        WHERE model_version = $mv AND rules_version = $rv AND parked
+        FROM interp_leg_end i
+        WHERE model_version = $mv AND rules_version = $rv AND parked AND {current}
         ORDER BY device_id, ended_ms""",
                          params={"mv": version, "rv": rules_version}).to_arrow_table()
 
@@ -117,8 +130,9 @@ def where_is_car(store: Store, device_id: str, version: str, rules_version: str)
     store.con.execute(DDL)
     row = store.con.execute(f"""
         WITH last AS (
-            SELECT * FROM interp_leg_end
+            SELECT * FROM interp_leg_end i
             WHERE model_version = ? AND rules_version = ? AND device_id = ? AND parked
+              AND {_CURRENT}
             ORDER BY ended_ms DESC LIMIT 1),
         drives AS (
             SELECT l.started_ms, l.start_lat AS lat, l.start_lon AS lon

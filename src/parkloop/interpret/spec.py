@@ -106,16 +106,43 @@ class SpecParams(_Section):
 
     @model_validator(mode="after")
     def _known_features(self) -> SpecParams:
-        named = [*self.features, *(e.feature for e in self.exclude),
-                 *(ln.feature for ln in self.learners.values() if isinstance(ln, Rule))]
-        unknown = sorted(set(named) - set(FEATURES))
-        if unknown:
-            raise ValueError(f"unknown features {unknown}; leg ends have: {', '.join(FEATURES)}")
-        rules = [n for n, ln in self.learners.items()
-                 if isinstance(ln, Rule) and ln.feature not in self.features]
-        if rules:
-            raise ValueError(f"rule learners {rules} read a feature not in `features`")
+        problems = _feature_problems(
+            self.features, [e.feature for e in self.exclude],
+            {n: ln.feature for n, ln in self.learners.items() if isinstance(ln, Rule)})
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def _feature_problems(features: list[str], excluded: list[str], rules: dict[str, str]
+                      ) -> list[str]:
+    """Feature names no leg end has, and rule learners reading a feature the spec does not
+    list."""
+    problems = []
+    unknown = sorted(set([*features, *excluded, *rules.values()]) - set(FEATURES))
+    if unknown:
+        problems.append(f"unknown features {unknown}; leg ends have: {', '.join(FEATURES)}")
+    outside = [n for n, f in rules.items() if f not in features]
+    if outside:
+        problems.append(f"rule learners {outside} read a feature not in `features`")
+    return problems
+
+
+def _raw_feature_problems(raw: dict[str, Any]) -> list[str]:
+    """:func:`_feature_problems` read leniently from the parsed TOML: pydantic skips the
+    model validator when a field fails, and a spec's author should learn everything at once."""
+    def strings(xs: Any) -> list[str]:
+        return [x for x in xs if isinstance(x, str)] if isinstance(xs, list) else []
+
+    excludes = raw.get("exclude")
+    learners = raw.get("learners")
+    return _feature_problems(
+        strings(raw.get("features")),
+        strings([e.get("feature") for e in excludes if isinstance(e, dict)]
+                if isinstance(excludes, list) else []),
+        {n: ln["feature"] for n, ln in learners.items()
+         if isinstance(ln, dict) and ln.get("kind") == "rule"
+         and isinstance(ln.get("feature"), str)} if isinstance(learners, dict) else {})
 
 
 @dataclass(frozen=True)
@@ -139,13 +166,17 @@ class ModelSpec:
 def parse_spec(name: str, text: str, where: str = "spec") -> ModelSpec:
     """A spec from its TOML text; every problem at once in one :class:`ModelError`."""
     try:
-        params = SpecParams.model_validate(tomllib.loads(text))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"{where}: not valid TOML ({exc})") from None
+    try:
+        params = SpecParams.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}"
-                             for e in exc.errors(include_url=False))
-        raise ModelError(f"{where}: {problems}") from None
+        errors = exc.errors(include_url=False)
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in errors]
+        if all(e["loc"] for e in errors):  # a field failed, so the feature check did not run
+            problems += [f"spec: {p}" for p in _raw_feature_problems(raw)]
+        raise ModelError(f"{where}: {'; '.join(problems)}") from None
     return ModelSpec(name, params, text)
 
 

@@ -51,6 +51,9 @@ without them, so that a model that only learned them shows it"""
 
 Step = Callable[[str], None]
 
+MIN_PER_CLASS = 20
+"""fewer labelled car (or other) ends than this cannot be cross-validated meaningfully"""
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -112,19 +115,24 @@ def evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Table
              step: Step = lambda _: None) -> Evaluation:
     """Cross-validate every learner of ``spec``, choose one, and measure it end to end."""
     data = training_set(store, rules_version, tuple(spec.features), labels)
-    if len(set(data.groups.tolist())) < 2 or not data.y.any() or data.y.all():
+    people, cars = len(set(data.groups.tolist())), int(data.y.sum())
+    if people < 2 or min(cars, len(data) - cars) < MIN_PER_CLASS:
         raise ModelError(
-            f"cannot train: {len(data)} labelled leg ends from "
-            f"{len(set(data.groups.tolist()))} people with {int(data.y.sum())} car ends; "
-            "training needs car and other ends from at least two people (import labels)")
+            f"cannot train: {len(data)} labelled leg ends from {people} people, {cars} of "
+            f"them car ends; training needs at least {MIN_PER_CLASS} car and "
+            f"{MIN_PER_CLASS} other ends from at least two people (import or simulate "
+            "more labels: `parkloop simulate --label-share`)")
     ended = np.asarray(labels.column("ended_ms").to_numpy(), np.int64)  # same order
     train_rows = usable_rows(spec, data, ended)
     candidates = []
     for name in spec.learners:
         step(f"cross-validating {name}")
-        scores = cross_validate(data, name, _make(spec, name, data.features),
-                                folds=spec.train.folds, seed=spec.train.seed,
-                                train_rows=train_rows, importance=False)
+        try:
+            scores = cross_validate(data, name, _make(spec, name, data.features),
+                                    folds=spec.train.folds, seed=spec.train.seed,
+                                    train_rows=train_rows, importance=False)
+        except ValueError as exc:  # e.g. a training fold too small to calibrate
+            raise ModelError(f"cannot cross-validate {name!r}: {exc}") from None
         t = (best_threshold(data.y, scores.p) if spec.train.threshold == "best_f1"
              else float(spec.train.threshold))
         candidates.append(replace(scores, threshold=t))
