@@ -1,97 +1,92 @@
-"""Benchmark: how well leg-end features separate parking from other vehicle ends.
+"""Benchmark: the parked model's quality on GeoLife, people held out, leg level and end to end.
 
-Imports geolife-dev.zip (or uses ``--store``), builds facts, labels leg ends from the raw
-labels (car end = parked; taxi, bus, ... = not), and cross-validates with people held out: a
-one-feature rule baseline, logistic regression and gradient boosting. Pooled out-of-fold
-precision, recall, F1 of the parked class and PR-AUC; the share of each stated mode called
-parked; F1 at the threshold best on the pooled scores and the honest nested F1 (each fold at
-the threshold best on the other folds). ``--report DIR`` also writes the markdown report with
-its plots (and computes permutation importances, which takes longer).
+Imports geolife-dev.zip into a fresh store (or uses ``--store``), builds the spec's facts,
+labels leg ends from the raw labels, and runs exactly what `parkloop model train` evaluates:
+every learner of the spec cross-validated with people held out (pooled out of fold), the
+chosen one scored on every leg end of the held-out people and judged end to end against all
+their labelled car-segment ends. Prints the figures of issue 4; ``--report DIR`` also writes
+the markdown report with its plots.
 
-    python bench/parking_cv.py --store /path/to/store/with/geolife-dev [--report DIR]
+    python bench/parking_cv.py [--store STORE] [--spec parked] [--report DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
+import time
 from pathlib import Path
-
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from parkloop.facts.build import build
 from parkloop.facts.rules import load_rules
-from parkloop.interpret.baseline import ThresholdRule
-from parkloop.interpret.dataset import training_set
-from parkloop.interpret.evaluate import (
-    best_threshold,
-    cross_validate,
-    nested_threshold_f1,
-    pooled,
-)
+from parkloop.interpret.evaluate import metrics
+from parkloop.interpret.labels import leg_end_labels
 from parkloop.interpret.report import write_report
+from parkloop.interpret.spec import load_spec
+from parkloop.interpret.train import DOMINANT_PEOPLE, evaluate
 from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "geolife" / \
     "geolife-dev.zip"
+TARGETS = {"leg F1": 0.80, "leg PR-AUC": 0.85, "e2e F1": 0.70, "e2e F1 others": 0.55}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", type=Path, help="a store holding geolife-dev already")
-    parser.add_argument("--rules", default="v1")
-    parser.add_argument("--report", type=Path, help="also write the report into this folder")
+    parser.add_argument("--spec", default="parked")
+    parser.add_argument("--report", type=Path, help="write the markdown report here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.store or Path(tmp) / "store"
         with Store.create(path) as store:
             if args.store is None:
                 import_geolife(store, DEV)
-            rules = load_rules(args.rules, path)
+            spec = load_spec(args.spec, path)
+            rules = load_rules(spec.rules, path)
             build(store, rules)
-            data = training_set(store, rules.identity)
-            identity = rules.identity
-    print(f"{len(data)} labelled leg ends, {int(data.y.sum())} parked, "
-          f"{len(set(data.groups.tolist()))} people\n")
-    speed = data.features.index("leg_max_speed_mps")
-    learners = {
-        "rule: max speed >= 12 m/s": lambda: ThresholdRule(speed, 12.0),
-        "logistic regression": lambda: make_pipeline(
-            SimpleImputer(strategy="median"), StandardScaler(),
-            LogisticRegression(max_iter=2000, class_weight="balanced")),
-        "gradient boosting": lambda: HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.05, class_weight="balanced", random_state=0),
-    }
-    print("| learner | n | precision | recall | F1 | PR-AUC | fold F1 | threshold | nested F1 |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    candidates = []
-    for name, make in learners.items():
-        scores = cross_validate(data, name, make, importance=args.report is not None)
-        if not name.startswith("rule"):  # the rule keeps its own threshold
-            scores = dataclasses.replace(scores, threshold=best_threshold(data.y, scores.p))
-        candidates.append(scores)
-        m = pooled(data, scores)
-        spread = f"{min(m.fold_f1):.2f}-{max(m.fold_f1):.2f}"
-        print(f"| {name} | {m.n} | {m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} | "
-              f"{m.pr_auc:.3f} | {spread} | {scores.threshold:.3f} | "
-              f"{nested_threshold_f1(data, scores):.3f} |")
-    print()
-    for scores in candidates:
-        m = pooled(data, scores)
-        shares = ", ".join(f"{mode} {hit / total:.0%}"
-                           for mode, (hit, total) in m.called_parked_by_mode.items())
-        print(f"- {scores.name}: called parked by stated mode: {shares}")
-    if args.report is not None:
-        path = write_report(args.report, data, candidates, "gradient boosting",
-                            title="Parking on GeoLife leg ends (bench)",
-                            lineage={"rules version": identity})
-        print(f"\nreport: {path}")
+            start = time.perf_counter()
+            labels = leg_end_labels(store, rules.identity)
+            result = evaluate(store, spec, rules.identity, labels,
+                              step=lambda s: print(f"  {s}", flush=True))
+            seconds = time.perf_counter() - start
+    data, m, e2e = result.data, result.metrics, result.end_to_end
+    at_end = data.sources != "inside"
+    print(f"\n{len(data)} labelled leg ends ({int(at_end.sum())} at a label's end), "
+          f"{int(data.y.sum())} parked, {len(set(data.groups.tolist()))} people; "
+          f"evaluated in {seconds:.0f} s\n")
+    print("| learner | precision | recall | F1 | nested F1 | PR-AUC | F1, ends only "
+          "| PR-AUC, ends only |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in result.candidates:
+        mc = metrics(data.y, c.p, c.threshold, c.fold, data.modes)
+        me = metrics(data.y[at_end], c.p[at_end], c.threshold)
+        chosen = " (chosen)" if c.name == result.chosen.name else ""
+        print(f"| {c.name}{chosen} | {mc.precision:.3f} | {mc.recall:.3f} | {mc.f1:.3f} | "
+              f"{result.figures[c.name]['nested_f1']:.3f} | {mc.pr_auc:.3f} | {me.f1:.3f} | "
+              f"{me.pr_auc:.3f} |")
+    others = e2e["without_dominant"]
+    print(f"\nend to end ({result.chosen.name} at {result.chosen.threshold:.3f}): "
+          f"precision {e2e['precision']:.3f}, recall {e2e['recall']:.3f}, F1 {e2e['f1']:.3f} "
+          f"({e2e['found']} of {e2e['car_ends']} car ends found, {e2e['false_alarms']} "
+          f"false alarms); without {' and '.join(sorted(DOMINANT_PEOPLE))}: precision "
+          f"{others['precision']:.3f}, recall {others['recall']:.3f}, F1 {others['f1']:.3f}")
+    print("\n| person | car ends | found | events | false alarms | F1 |")
+    print("|---|---|---|---|---|---|")
+    for r in e2e["per_person"]:
+        if r["car_ends"] or r["false_alarms"]:
+            print(f"| {r['device_id']} | {r['car_ends']} | {r['found']} | {r['events']} | "
+                  f"{r['false_alarms']} | {r['f1']:.2f} |")
+    got = {"leg F1": m["f1"], "leg PR-AUC": m["pr_auc"], "e2e F1": m["e2e_f1"],
+           "e2e F1 others": m["e2e_f1_others"]}
+    print("\n" + ", ".join(f"{k} {got[k]:.3f} (target {v})" for k, v in TARGETS.items()))
+    if args.report:
+        write_report(args.report, data, result.candidates, result.chosen.name,
+                     title=f"{spec.identity} on {rules.identity}",
+                     lineage={"rules_version": rules.identity, "spec": spec.identity},
+                     end_to_end={k: v for k, v in e2e.items() if k != "without_dominant"})
+        print(f"report: {args.report / 'report.md'}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ class TrainingSet:
     groups: np.ndarray
     modes: np.ndarray
     features: tuple[str, ...]
+    sources: np.ndarray | None = None
+    """where each row's label came from: ``label`` (a label's end), ``inside`` (inside a
+    non-car label's span) or ``feedback``"""
 
     def __len__(self) -> int:
         return len(self.y)
@@ -42,7 +45,7 @@ def training_set(store: Store, rules_version: str,
     store.con.register("_labels", labels)
     cols = ", ".join(f"CAST(e.{f} AS DOUBLE) AS {f}" for f in features)
     table: pa.Table = store.con.sql(f"""
-        SELECT l.device_id, l.parked, l.mode, {cols}
+        SELECT l.device_id, l.parked, l.mode, l.source, {cols}
         FROM _labels l JOIN facts_leg_end e
           ON e.rules_version = $rv AND e.device_id = l.device_id AND e.ended_ms = l.ended_ms
         ORDER BY l.device_id, l.ended_ms""", params={"rv": rules_version}).to_arrow_table()
@@ -55,4 +58,5 @@ def training_set(store: Store, rules_version: str,
     return TrainingSet(X, np.asarray(table.column("parked").to_numpy(zero_copy_only=False),
                                      dtype=bool),
                        np.asarray(table.column("device_id").to_pylist(), dtype=object),
-                       np.asarray(table.column("mode").to_pylist(), dtype=object), kept)
+                       np.asarray(table.column("mode").to_pylist(), dtype=object), kept,
+                       np.asarray(table.column("source").to_pylist(), dtype=object))

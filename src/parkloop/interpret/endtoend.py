@@ -87,10 +87,11 @@ def _figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     judged = hits + sum(r["false_alarms"] for r in rows)
     recall = found / car_ends if car_ends else float("nan")
     precision = hits / judged if judged else float("nan")
-    f1 = (2 * precision * recall / (precision + recall)
-          if car_ends and judged and precision + recall > 0 else float("nan"))
-    if car_ends and judged and precision + recall == 0:
-        f1 = 0.0
+    if not (car_ends or judged):
+        f1 = float("nan")  # nothing to find and nothing claimed
+    else:  # no claim where there were car ends, or claims where there were none: F1 0
+        p, r = (precision if judged else 0.0), (recall if car_ends else 0.0)
+        f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
     return {"car_ends": car_ends, "found": found, "hits": hits,
             "false_alarms": judged - hits, "precision": precision, "recall": recall, "f1": f1}
 

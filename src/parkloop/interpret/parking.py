@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 
 from parkloop.errors import ModelError
 from parkloop.interpret.labels import _HAVERSINE
+from parkloop.interpret.model import one_thread
 
 if TYPE_CHECKING:
     from parkloop.interpret.model import ParkedModel
@@ -69,7 +70,8 @@ def score_pending(store: Store, model: ParkedModel, version: str) -> int:
             "rv": model.rules_version, "mv": version, "built": built}).to_arrow_table()
     if not pending.num_rows:
         return 0
-    p = model.predict(pending)
+    with one_thread():
+        p = model.predict(pending)
     rows = pa.table({
         "model_version": pa.array([version] * pending.num_rows, pa.string()),
         "rules_version": pending.column("rules_version"),

@@ -37,7 +37,7 @@ from parkloop.interpret.evaluate import (
     nested_threshold_f1,
 )
 from parkloop.interpret.labels import leg_end_labels
-from parkloop.interpret.model import ParkedModel, make_learner
+from parkloop.interpret.model import ParkedModel, make_learner, one_thread
 from parkloop.interpret.report import write_report
 from parkloop.interpret.spec import ModelSpec, Rule, load_spec
 
@@ -85,6 +85,8 @@ class Evaluation:
     train_rows: np.ndarray
     metrics: dict[str, float]
     end_to_end: dict[str, Any]
+    figures: dict[str, dict[str, float]]
+    """every candidate's pooled out-of-fold figures"""
 
 
 def _make(spec: ModelSpec, name: str, features: tuple[str, ...]) -> Callable[[], Any]:
@@ -114,6 +116,12 @@ def usable_rows(spec: ModelSpec, data: TrainingSet, ended_ms: np.ndarray) -> np.
 def evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Table,
              step: Step = lambda _: None) -> Evaluation:
     """Cross-validate every learner of ``spec``, choose one, and measure it end to end."""
+    with one_thread():
+        return _evaluate(store, spec, rules_version, labels, step)
+
+
+def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Table,
+              step: Step) -> Evaluation:
     data = training_set(store, rules_version, tuple(spec.features), labels)
     people, cars = len(set(data.groups.tolist())), int(data.y.sum())
     if people < 2 or min(cars, len(data) - cars) < MIN_PER_CLASS:
@@ -148,14 +156,19 @@ def evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Table
          "e2e_f1_others": e2e["without_dominant"]["f1"], "threshold": chosen.threshold,
          "n_labelled": float(len(data)), "n_parked": float(data.y.sum()),
          "n_people": float(len(set(data.groups.tolist())))}
-    return Evaluation(data, candidates, chosen, train_rows, m, e2e)
+    return Evaluation(data, candidates, chosen, train_rows, m, e2e, figure)
 
 
 def _figures(data: TrainingSet, scores: Scores) -> dict[str, float]:
+    """Pooled out-of-fold figures over every labelled leg end, and over those at a label's
+    end only (leaving out the halts inside bus, train, ... spans)."""
     m = metrics(data.y, scores.p, scores.threshold, scores.fold, data.modes)
+    ends = data.sources != "inside" if data.sources is not None else np.ones(len(data), bool)
+    e = metrics(data.y[ends], scores.p[ends], scores.threshold)
     return {"precision": m.precision, "recall": m.recall, "f1": m.f1, "pr_auc": m.pr_auc,
             "nested_f1": nested_threshold_f1(data, scores),
-            "fold_f1_min": float(np.nanmin(m.fold_f1)), "fold_f1_max": float(np.nanmax(m.fold_f1))}
+            "fold_f1_min": float(np.nanmin(m.fold_f1)), "fold_f1_max": float(np.nanmax(m.fold_f1)),
+            "f1_ends": e.f1, "pr_auc_ends": e.pr_auc}
 
 
 def _end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: TrainingSet,
@@ -243,8 +256,9 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
 
     step(f"fitting {result.chosen.name} on every labelled leg end")
     data = result.data
-    estimator = _make(spec, result.chosen.name, data.features)().fit(
-        data.X[result.train_rows], data.y[result.train_rows])
+    with one_thread():
+        estimator = _make(spec, result.chosen.name, data.features)().fit(
+            data.X[result.train_rows], data.y[result.train_rows])
     model = ParkedModel(estimator, data.features, result.chosen.threshold, result.chosen.name,
                         spec.identity, rules.identity)
     lineage = {"rules_version": rules.identity, "raw_watermark": str(watermark),
