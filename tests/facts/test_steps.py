@@ -151,13 +151,19 @@ def test_places_match_leader_clustering_and_resume(stops: list[tuple[float, floa
 
 @given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 50), st.floats(-0.01, 0.01),
                           st.floats(-0.01, 0.01), st.floats(-0.01, 0.01),
-                          st.floats(-0.01, 0.01)), max_size=15),
+                          st.floats(-0.01, 0.01)), max_size=30),
        st.lists(st.tuples(st.integers(0, 200), st.floats(-0.01, 0.01), st.floats(-0.01, 0.01)),
                 max_size=10))
 def test_drive_features_count_earlier_drives_as_written(
         drives: list[tuple[int, int, float, float, float, float]],
         legs: list[tuple[int, float, float]]) -> None:
-    from parkloop.facts.drives import DriveHistory, drive_features
+    from parkloop.facts.drives import (
+        FAST_MPS,
+        RECENT_P85,
+        RECENT_SHARE,
+        DriveHistory,
+        drive_features,
+    )
 
     hist = DriveHistory(
         np.array([d[0] for d in drives], np.int64), 40 + np.array([d[2] for d in drives]),
@@ -181,5 +187,13 @@ def test_drive_features_count_earlier_drives_as_written(
             latest = max(earlier, key=lambda j: (hist.end_ms[j], j))
             assert out["chain_gap_s"][k] == (q_start[k] - hist.end_ms[latest]) / 1000
             assert out["hist_p85_speed_mps"][k] == np.median(hist.p85_mps[earlier])
+            fast = [hist.p85_mps[j] >= FAST_MPS for j in earlier]
+            assert out["hist_fast_share"][k] == np.mean(fast)
+            latest = sorted(earlier, key=lambda j: (-hist.end_ms[j], j))
+            assert out["hist_fast_share_recent"][k] == np.mean(
+                [hist.p85_mps[j] >= FAST_MPS for j in latest[:RECENT_SHARE]])
+            assert out["hist_p85_recent_mps"][k] == np.median(
+                [hist.p85_mps[j] for j in latest[:RECENT_P85]])
         else:
             assert np.isnan(out["chain_dist_m"][k])
+            assert np.isnan(out["hist_fast_share"][k])

@@ -4,7 +4,8 @@ A car is picked up where it was parked, so a leg end near where this person's ea
 *started* looks like parking, and a leg that starts where the previous drive ended looks like
 the same car driven on; a taxi or bus drop-off rarely does either. And people differ: some
 drive, some ride buses and subways all their lives, and their earlier vehicle legs show it
-(how fast, how far, how straight, how often halting). Only drives that ended before the leg
+(how fast, how far, how straight, how often halting, what share of them ran at motor-road
+speed, overall and lately). Only drives that ended before the leg
 in question began count, so the history is causal. The incremental engine carries the
 drives before its restart point in a :class:`DriveHistory`.
 """
@@ -63,8 +64,17 @@ DRIVE_FEATURES = (
     "drives_before", "drives_started_near_before", "drives_ended_near_before",
     "chain_dist_m", "chain_gap_s", "hist_p85_speed_mps", "hist_distance_m",
     "hist_straightness", "hist_halts_per_km",
+    "hist_fast_share", "hist_fast_share_recent", "hist_p85_recent_mps",
 )
 """What :func:`drive_features` returns, in order."""
+
+FAST_MPS = 12.0
+"""an earlier vehicle leg whose 85th-percentile speed reaches this ran at motor-road speed
+(a car, taxi or express bus; bicycles and city buses rarely do), m/s"""
+RECENT_SHARE = 20
+"""the latest this many earlier drives make ``hist_fast_share_recent``"""
+RECENT_P85 = 10
+"""the latest this many earlier drives make ``hist_p85_recent_mps``"""
 
 
 def drive_features(leg_start_ms: np.ndarray, start_lat: np.ndarray, start_lon: np.ndarray,
@@ -73,25 +83,27 @@ def drive_features(leg_start_ms: np.ndarray, start_lat: np.ndarray, start_lon: n
     """For each leg (its start time, start and end position), from the drives that ended
     before it began: how many there were, how many started and ended within ``radius_m``
     of its end, how far and how long before its start the latest one ended (NaN without
-    one), and the median motion of all of them (NaN without any)."""
+    one), the median motion of all of them, the share of them (and of the latest
+    :data:`RECENT_SHARE`) at :data:`FAST_MPS` or faster, and the median 85th-percentile
+    speed of the latest :data:`RECENT_P85` (NaN without any)."""
     out = _drive_features(  # type: ignore[call-arg]
         np.asarray(leg_start_ms, np.int64), np.asarray(start_lat, float),
         np.asarray(start_lon, float), np.asarray(end_lat, float), np.asarray(end_lon, float),
-        *drives.columns(), float(radius_m))
+        *drives.columns(), float(radius_m), FAST_MPS, RECENT_SHARE, RECENT_P85)
     return dict(zip(DRIVE_FEATURES, out, strict=True))
 
 
 @numba.njit(cache=True, nogil=True)
 def _drive_features(q_start, q_slat, q_slon, q_lat, q_lon,  # type: ignore[no-untyped-def]
                     d_start, d_slat, d_slon, d_end, d_elat, d_elon, d_p85, d_dist, d_straight,
-                    d_halts, radius_m):
+                    d_halts, radius_m, fast_mps, recent_share, recent_p85):
     n = len(q_start)
     n_before = np.zeros(n, np.int64)
     started_near = np.zeros(n, np.int64)
     ended_near = np.zeros(n, np.int64)
     chain_d = np.full(n, np.nan)
     chain_s = np.full(n, np.nan)
-    profile = np.full((4, n), np.nan)
+    profile = np.full((7, n), np.nan)
     for k in range(n):
         earlier = np.zeros(len(d_end), np.bool_)
         latest = -1
@@ -113,5 +125,11 @@ def _drive_features(q_start, q_slat, q_slon, q_lat, q_lon,  # type: ignore[no-un
             profile[1, k] = np.median(d_dist[earlier])
             profile[2, k] = np.median(d_straight[earlier])
             profile[3, k] = np.median(d_halts[earlier])
+            p85 = d_p85[earlier]
+            profile[4, k] = np.mean(p85 >= fast_mps)
+            # the latest first: by end time, ties by position (stable sort)
+            latest_first = p85[np.argsort(-d_end[earlier], kind="mergesort")]
+            profile[5, k] = np.mean(latest_first[:recent_share] >= fast_mps)
+            profile[6, k] = np.median(latest_first[:recent_p85])
     return (n_before, started_near, ended_near, chain_d, chain_s, profile[0], profile[1],
-            profile[2], profile[3])
+            profile[2], profile[3], profile[4], profile[5], profile[6])
