@@ -13,13 +13,13 @@ starts within :data:`MOVED_M` of it: then the car has moved on and the answer is
 
 from __future__ import annotations
 
+import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from parkloop.errors import ModelError
 from parkloop.interpret.labels import _HAVERSINE
@@ -108,7 +108,10 @@ def export_parked(store: Store, model: ParkedModel, version: str, out: Path) -> 
     score_pending(store, model, version)
     events = parking_events(store, version, model.rules_version).select(list(EXPORT_COLUMNS))
     out.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(events, out)
+    with out.open("w", newline="", encoding="utf-8") as fh:  # quoted only where needed
+        w = csv.writer(fh)
+        w.writerow(EXPORT_COLUMNS)
+        w.writerows(zip(*(events.column(c).to_pylist() for c in EXPORT_COLUMNS), strict=True))
     return int(events.num_rows)
 
 
