@@ -22,6 +22,7 @@ from parkloop.interpret.evaluate import (
     PARKED_MODE,
     Metrics,
     Scores,
+    metrics,
     nested_threshold_f1,
     per_group,
     pooled,
@@ -86,6 +87,7 @@ def write_report(out_dir: Path, data: TrainingSet, candidates: list[Scores], cho
              "",
              f"Per fold, {chosen}: F1 {_list(m.fold_f1)}; PR-AUC {_list(m.fold_pr_auc)} "
              "(n/a where a fold lacks a class).", "",
+             *_at_label_ends(data, candidates, chosen, str(baseline)),
              f"The threshold of {_f(best.threshold)} was chosen on the same out-of-fold scores "
              "it is judged on, which flatters F1 a little. The honest figure is the *nested F1*: "
              "each fold called at the threshold best on the other folds' scores. For "
@@ -121,6 +123,23 @@ _HOW_TO_READ = (
     "baseline, and read the taxi and bus lines as the price of a false \"your car is here\". "
     "In the calibration plot a well-calibrated model follows the diagonal; the bars under it "
     "show where its scores fall.")
+
+
+def _at_label_ends(data: TrainingSet, candidates: list[Scores], chosen: str,
+                   baseline: str) -> list[str]:
+    """The candidates' figures over the leg ends at a label's end only (without the halts
+    inside non-car spans), where the training set has both."""
+    if data.sources is None or not (data.sources == "inside").any():
+        return []
+    ends = data.sources != "inside"
+    rows = []
+    for c in candidates:
+        e = metrics(data.y[ends], c.p[ends], c.threshold)
+        rows.append([_mark(c.name, chosen, baseline), _f(e.precision), _f(e.recall), _f(e.f1),
+                     _f(e.pr_auc)])
+    return [f"Over the {int(ends.sum())} leg ends at a label's end only (leaving out the "
+            f"{int((~ends).sum())} halts inside bus, train, ... spans, which are negatives "
+            "too):", "", *_table(["learner", "precision", "recall", "F1", "PR-AUC"], rows), ""]
 
 
 def _f(x: float) -> str:
