@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -28,24 +29,46 @@ app = typer.Typer(help="Build and list facts (stops, trips, legs, places, leg-en
                   no_args_is_help=True)
 export_app = typer.Typer(help="Export facts and answers as files.", no_args_is_help=True)
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 RulesOpt = Annotated[str, typer.Option(
     "--rules", help="Rules version name (shipped, or <store>/rules/NAME.toml).")]
 
 
 @app.command("build")
 def build(store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES,
-          engine: Annotated[str, typer.Option(help="duckdb (embedded).")] = "duckdb",
+          engine: Annotated[Engine, typer.Option(
+              help="duckdb: embedded, this machine; spark: Apache Spark (same facts, "
+                   "byte for byte), for data one machine cannot hold.")] = Engine.duckdb,
+          spark_master: Annotated[str | None, typer.Option(
+              "--spark-master", metavar="URL",
+              help="With --engine spark: local[*], spark://host:7077, ... (default: the "
+                   "standard Spark settings, else local[*]).")] = None,
+          raw: Annotated[Path | None, typer.Option(
+              "--raw", metavar="PARQUET",
+              help="With --engine spark: read the raw events from this Parquet export (on "
+                   "the cluster's storage) instead of the store.")] = None,
           json: JsonOpt = False) -> None:
     """Build a rules version's facts from every device's raw events, beside the facts of
-    other versions; building the same version again gives identical facts."""
-    if engine != "duckdb":
-        raise typer.BadParameter(f"{engine!r}: only 'duckdb' is available here",
+    other versions; building the same version again gives identical facts, on either
+    engine."""
+    if engine is Engine.duckdb and (spark_master or raw):
+        raise typer.BadParameter("--spark-master and --raw go with --engine spark",
                                  param_hint="--engine")
     version = load_rules(rules, store)
-    with open_store(store) as s, progress() as bar:
-        n = int(s.scalar("SELECT count(DISTINCT device_id) FROM raw_fix"))
-        task = bar.add_task(f"building {version.identity}", total=n)
-        report = run_build(s, version, on_device=lambda: bar.advance(task))
+    if engine is Engine.spark:
+        from parkloop.facts.spark import build_on_spark
+
+        with open_store(store) as s, err.status(f"building {version.identity} on Spark"):
+            report = build_on_spark(s, version, master=spark_master, raw=raw)
+    else:
+        with open_store(store) as s, progress() as bar:
+            n = int(s.scalar("SELECT count(DISTINCT device_id) FROM raw_fix"))
+            task = bar.add_task(f"building {version.identity}", total=n)
+            report = run_build(s, version, on_device=lambda: bar.advance(task))
     if json:
         print_json(asdict(report))
     else:

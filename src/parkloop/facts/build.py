@@ -39,10 +39,13 @@ class BuildReport:
     late: int
     rows: dict[str, int]
     seconds: float
+    engine: str = "duckdb"
 
     def describe(self) -> str:
         rows = ", ".join(f"{n:,} {k.removeprefix('facts_')}s" for k, n in self.rows.items())
-        return (f"built {self.rules_version} for {self.devices} devices in {self.seconds:.1f} s:"
+        on = "" if self.engine == "duckdb" else f" on {self.engine}"
+        return (f"built {self.rules_version}{on} for {self.devices} devices in "
+                f"{self.seconds:.1f} s:"
                 f" {rows}\nfrom {self.fixes:,} fixes ({self.fixes_used:,} used after dedup and"
                 f" cleaning, {self.late:,} late)")
 
@@ -92,9 +95,7 @@ def build(store: Store, rules: RulesVersion, *, threads: int = 2,
     start = time.perf_counter()
     devices = [d for (d,) in store.con.execute(
         "SELECT DISTINCT device_id FROM raw_fix ORDER BY device_id").fetchall()]
-    watermark = int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch"))
-    parts: dict[str, list[pa.Table]] = {name: [] for name in tables.SCHEMAS}
-    n_fixes = n_used = n_late = 0
+    watermark = raw_watermark(store)
     local = threading.local()
 
     def one(device: str) -> tuple[int, DeviceFacts]:
@@ -104,15 +105,34 @@ def build(store: Store, rules: RulesVersion, *, threads: int = 2,
         return len(fixes), device_facts(device, fixes, signals, rules)
 
     # devices are independent: two at a time keeps both cores busy (the kernels drop the GIL)
+    results = []
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for n, facts in pool.map(one, devices):
-            for name, table in facts.tables.items():
-                parts[name].append(table)
-            n_fixes += n
-            n_used += facts.n_used
-            n_late += facts.n_late
+            results.append((n, facts))
             if on_device:
                 on_device()
+    return write_facts(store, rules, results, watermark=watermark, started=start,
+                       engine="duckdb")
+
+
+def raw_watermark(store: Store) -> int:
+    """The newest raw batch: facts built now reflect every batch up to it."""
+    return int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch"))
+
+
+def write_facts(store: Store, rules: RulesVersion, results: list[tuple[int, DeviceFacts]], *,
+                watermark: int, started: float, engine: str) -> BuildReport:
+    """Replace ``rules``' facts with the devices' ``results`` (fixes read, facts), in device
+    order, in one transaction; every engine writes through here, so equal inputs give
+    byte-equal tables."""
+    parts: dict[str, list[pa.Table]] = {name: [] for name in tables.SCHEMAS}
+    n_fixes = n_used = n_late = 0
+    for n, facts in results:
+        for name, table in facts.tables.items():
+            parts[name].append(table)
+        n_fixes += n
+        n_used += facts.n_used
+        n_late += facts.n_late
     con = store.con
     con.execute("BEGIN")
     try:
@@ -125,14 +145,15 @@ def build(store: Store, rules: RulesVersion, *, threads: int = 2,
             con.register("_facts", table)
             con.execute(f"INSERT INTO {name} SELECT * FROM _facts")
             con.unregister("_facts")
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - started
         con.execute("DELETE FROM facts_build WHERE rules_version = ?", [rules.identity])
         con.execute("INSERT INTO facts_build VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             rules.identity, rules.name, json.dumps(rules.params.model_dump(), sort_keys=True),
-            ENGINE_VERSION, watermark, int(time.time() * 1000), seconds, len(devices), n_fixes,
-            n_used, n_late])
+            ENGINE_VERSION, watermark, int(time.time() * 1000), seconds, len(results),
+            n_fixes, n_used, n_late])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return BuildReport(rules.identity, len(devices), n_fixes, n_used, n_late, rows, seconds)
+    return BuildReport(rules.identity, len(results), n_fixes, n_used, n_late, rows, seconds,
+                       engine)

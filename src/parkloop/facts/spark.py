@@ -1,0 +1,168 @@
+"""``parkloop facts build --engine spark``: the same facts, computed on Apache Spark.
+
+The raw events go to Spark as Parquet (exported from the store, or an export that already
+lives on the cluster's storage), are grouped by device, and each device runs through the very
+same :func:`~parkloop.facts.pipeline.device_facts` in a Python worker (a grouped map over
+Arrow: ``groupBy("device_id").applyInArrow``). Each device's fact tables come back as Arrow
+IPC and are written by the embedded engine's writer, in device order: equal raw events and
+rules give byte-equal facts on either engine, and tests compare them.
+
+Spark is imported only here, and only when this engine is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from parkloop.errors import FactsError
+from parkloop.facts.build import BuildReport, raw_watermark, write_facts
+from parkloop.facts.features import ON_FOOT, Signals
+from parkloop.facts.pipeline import DeviceFacts, Fixes, device_facts
+from parkloop.facts.rules import RulesVersion
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from parkloop.store import Store
+
+RAW_FILE = "raw_events.parquet"
+"""the one Parquet dataset Spark reads: fixes, car-link changes and activities, by kind"""
+
+KIND_FIX, KIND_LINK, KIND_ACTIVITY = 0, 1, 2
+
+_OUT = "device_id string, name string, ipc binary, n_fixes long, n_used long, n_late long"
+
+
+def export_raw(store: Store, directory: Path) -> Path:
+    """Write the store's raw fixes, car-link changes and activities as one Parquet dataset
+    (``directory/raw_events.parquet``) with a ``kind`` column; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / RAW_FILE
+    store.con.execute(f"""COPY (
+        SELECT device_id, {KIND_FIX} AS kind, batch_no, seq, t_ms, lat, lon, accuracy_m,
+               altitude_m, NULL::BOOLEAN AS connected, NULL::VARCHAR AS activity
+        FROM raw_fix
+        UNION ALL
+        SELECT device_id, {KIND_LINK}, batch_no, seq, t_ms, NULL, NULL, NULL, NULL, connected,
+               NULL FROM raw_vehicle_link
+        UNION ALL
+        SELECT device_id, {KIND_ACTIVITY}, batch_no, seq, t_ms, NULL, NULL, NULL, NULL, NULL,
+               activity FROM raw_activity
+    ) TO '{path}' (FORMAT parquet)""")
+    return path
+
+
+@contextmanager
+def spark_session(master: str | None = None) -> Iterator[SparkSession]:
+    """A Spark session: ``master`` (e.g. ``local[*]``, ``spark://host:7077``), else the
+    standard Spark settings (``spark-submit``, ``SPARK_MASTER``...), else ``local[*]``."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise FactsError("the spark engine needs PySpark: pip install 'parkloop[spark]'") \
+            from None
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this parkloop
+    builder = SparkSession.builder.appName("parkloop-facts")
+    master = master or os.environ.get("SPARK_MASTER")
+    builder = builder.master(master or "local[*]")
+    spark = (builder.config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", "8")
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+def build_on_spark(store: Store, rules: RulesVersion, *, master: str | None = None,
+                   raw: Path | None = None) -> BuildReport:
+    """Build ``rules``' facts on Spark and write them into the store (as ``build`` does).
+    ``raw``: a Parquet export of the raw layer (:func:`export_raw`) to read instead of the
+    store's, e.g. on the cluster's storage."""
+    start = time.perf_counter()
+    watermark = raw_watermark(store)
+    with tempfile.TemporaryDirectory(prefix="parkloop-spark-") as tmp:
+        source = raw if raw is not None else export_raw(store, Path(tmp))
+        with spark_session(master) as spark:
+            label = f"spark {spark.sparkContext.master}"
+            events = spark.read.parquet(str(source))
+            out = events.groupBy("device_id").applyInArrow(_device_facts(rules), _OUT)
+            table = out.toArrow()
+    results = _results(table)
+    return write_facts(store, rules, results, watermark=watermark, started=start, engine=label)
+
+
+def _device_facts(rules: RulesVersion) -> Any:
+    """The function each Spark worker applies to one device's raw events."""
+
+    def run(events: pa.Table) -> pa.Table:
+        device = str(events.column("device_id")[0].as_py())
+        kind = events.column("kind").to_numpy()
+        fixes, signals = _device_events(events, kind)
+        facts = device_facts(device, fixes, signals, rules)
+        names = list(facts.tables)
+        return pa.table({
+            "device_id": [device] * len(names), "name": names,
+            "ipc": [_ipc(facts.tables[n]) for n in names],
+            "n_fixes": [len(fixes)] * len(names), "n_used": [facts.n_used] * len(names),
+            "n_late": [facts.n_late] * len(names)})
+
+    return run
+
+
+def _device_events(events: pa.Table, kind: np.ndarray) -> tuple[Fixes, Signals]:
+    """A device's fixes in arrival order and its signals, as ``read_device`` gives them."""
+    def part(k: int, order: list[tuple[str, str]]) -> pa.Table:
+        return events.filter(pa.array(kind == k)).sort_by(order)
+
+    f = part(KIND_FIX, [("batch_no", "ascending"), ("seq", "ascending")])
+    links = part(KIND_LINK, [("t_ms", "ascending"), ("connected", "ascending")])
+    acts = part(KIND_ACTIVITY, [("t_ms", "ascending"), ("activity", "ascending")])
+
+    def col(t: pa.Table, name: str, dtype: type) -> np.ndarray:
+        return np.asarray(t.column(name).to_numpy(zero_copy_only=False), dtype)
+
+    fixes = Fixes(col(f, "t_ms", np.int64), col(f, "lat", np.float64),
+                  col(f, "lon", np.float64), _floats(f, "accuracy_m"),
+                  _floats(f, "altitude_m"), np.arange(f.num_rows, dtype=np.int64))
+    signals = Signals(col(links, "t_ms", np.int64), col(links, "connected", bool),
+                      col(acts, "t_ms", np.int64),
+                      np.isin(np.asarray(acts.column("activity").to_pylist(), object), ON_FOOT))
+    return fixes, signals
+
+
+def _floats(t: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(t.column(name).fill_null(np.nan).to_numpy(zero_copy_only=False),
+                      np.float64)
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _results(table: pa.Table) -> list[tuple[int, DeviceFacts]]:
+    """Each device's facts from Spark's output, in device order."""
+    by_device: dict[str, dict[str, Any]] = {}
+    for row in table.to_pylist():
+        d = by_device.setdefault(row["device_id"], {"tables": {}, **{
+            k: row[k] for k in ("n_fixes", "n_used", "n_late")}})
+        d["tables"][row["name"]] = pa.ipc.open_stream(row["ipc"]).read_all()
+    return [(d["n_fixes"], DeviceFacts(d["tables"], d["n_late"], d["n_used"]))
+            for _, d in sorted(by_device.items())
+            if d["n_fixes"]]  # as in the embedded build: devices that sent fixes
