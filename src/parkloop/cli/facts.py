@@ -132,3 +132,52 @@ def parked(out_path: Annotated[Path, typer.Option(
                              "`parkloop model train --publish`")
         n = export_parked(s, ParkedModel.load(registry.artifacts(version)), version, out_path)
     err.print(f"{n:,} parking events (model {version}) -> {out_path}")
+
+
+@export_app.command("training-set")
+def training_set(out_path: Annotated[Path, typer.Option(
+                     "--out", help="Parquet file to write.", dir_okay=False, writable=True)],
+                 store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES,
+                 engine: Annotated[Engine, typer.Option(
+                     help="Where to build it: duckdb (embedded) or spark.")] = Engine.duckdb,
+                 spark_master: Annotated[str | None, typer.Option(
+                     "--spark-master", metavar="URL",
+                     help="With --engine spark: local[*], spark://host:7077, ...")] = None
+                 ) -> None:
+    """Write the labelled leg-end feature table of a built rules version as Parquet: one
+    row per leg end a person's label or feedback reaches (parked or not, the stated mode,
+    the raw event behind it) with every leg-end feature. What training reads; on Spark it
+    is built where the facts are."""
+    import pyarrow.parquet as pq
+
+    from parkloop.errors import FactsError
+
+    version = load_rules(rules, store)
+    with open_store(store) as s:
+        if not s.scalar("SELECT count(*) FROM information_schema.tables "
+                        "WHERE table_name = 'facts_build'") or not s.scalar(
+                "SELECT count(*) FROM facts_build WHERE rules_version = ?",
+                [version.identity]):
+            raise FactsError(f"rules version {version.identity} is not built in this store; "
+                             f"run `parkloop facts build --rules {version.name}` first")
+        if engine is Engine.spark:
+            import tempfile
+
+            from parkloop.facts.spark import export_raw, spark_session
+            from parkloop.interpret.spark import training_table as on_spark
+
+            with tempfile.TemporaryDirectory(prefix="parkloop-spark-") as tmp:
+                raw = export_raw(s, Path(tmp))
+                facts = Path(tmp) / "facts_leg_end.parquet"
+                s.con.execute(f"COPY (SELECT * FROM facts_leg_end WHERE rules_version = "
+                              f"'{version.identity}') TO '{facts}' (FORMAT parquet)")
+                with err.status("building the training set on Spark"), \
+                        spark_session(spark_master) as spark:
+                    table = on_spark(spark, raw, facts, version.identity)
+        else:
+            from parkloop.interpret.dataset import training_table
+
+            table = training_table(s, version.identity)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out_path)
+    err.print(f"{table.num_rows:,} labelled leg ends ({engine.value}) -> {out_path}")

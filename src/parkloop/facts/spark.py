@@ -38,26 +38,37 @@ if TYPE_CHECKING:
 RAW_FILE = "raw_events.parquet"
 """the one Parquet dataset Spark reads: fixes, car-link changes and activities, by kind"""
 
-KIND_FIX, KIND_LINK, KIND_ACTIVITY = 0, 1, 2
+KIND_FIX, KIND_LINK, KIND_ACTIVITY, KIND_LABEL, KIND_FEEDBACK = 0, 1, 2, 3, 4
 
 _OUT = "device_id string, name string, ipc binary, n_fixes long, n_used long, n_late long"
 
 
 def export_raw(store: Store, directory: Path) -> Path:
-    """Write the store's raw fixes, car-link changes and activities as one Parquet dataset
-    (``directory/raw_events.parquet``) with a ``kind`` column; returns its path."""
+    """Write the store's raw events as one Parquet dataset
+    (``directory/raw_events.parquet``) with a ``kind`` column: fixes, car-link changes,
+    activities (what facts read) and labels and feedback (what training reads); returns its
+    path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / RAW_FILE
+    none = "NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
     store.con.execute(f"""COPY (
         SELECT device_id, {KIND_FIX} AS kind, batch_no, seq, t_ms, lat, lon, accuracy_m,
-               altitude_m, NULL::BOOLEAN AS connected, NULL::VARCHAR AS activity
+               altitude_m, NULL::BOOLEAN AS connected, NULL::VARCHAR AS activity,
+               NULL::BIGINT AS start_ms, NULL::BIGINT AS end_ms, NULL::VARCHAR AS mode,
+               NULL::BOOLEAN AS parked
         FROM raw_fix
         UNION ALL
-        SELECT device_id, {KIND_LINK}, batch_no, seq, t_ms, NULL, NULL, NULL, NULL, connected,
-               NULL FROM raw_vehicle_link
+        SELECT device_id, {KIND_LINK}, batch_no, seq, t_ms, {none}, connected, NULL, NULL,
+               NULL, NULL, NULL FROM raw_vehicle_link
         UNION ALL
-        SELECT device_id, {KIND_ACTIVITY}, batch_no, seq, t_ms, NULL, NULL, NULL, NULL, NULL,
-               activity FROM raw_activity
+        SELECT device_id, {KIND_ACTIVITY}, batch_no, seq, t_ms, {none}, NULL, activity, NULL,
+               NULL, NULL, NULL FROM raw_activity
+        UNION ALL
+        SELECT device_id, {KIND_LABEL}, batch_no, seq, t_ms, {none}, NULL, NULL, start_ms,
+               end_ms, mode, NULL FROM raw_label
+        UNION ALL
+        SELECT device_id, {KIND_FEEDBACK}, batch_no, seq, parked_at_ms, lat, lon, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, parked FROM raw_feedback
     ) TO '{path}' (FORMAT parquet)""")
     return path
 

@@ -60,3 +60,19 @@ def training_set(store: Store, rules_version: str,
                        np.asarray(table.column("device_id").to_pylist(), dtype=object),
                        np.asarray(table.column("mode").to_pylist(), dtype=object), kept,
                        np.asarray(table.column("source").to_pylist(), dtype=object))
+
+
+def training_table(store: Store, rules_version: str) -> pa.Table:
+    """The labelled leg-end feature table of ``rules_version``: every column of
+    :func:`leg_end_labels` and every leg-end feature, ordered by device and end time (what
+    :func:`parkloop.interpret.spark.training_table` builds on Spark)."""
+    labels = leg_end_labels(store, rules_version)
+    con = store.con.cursor()
+    con.register("_labels", labels)
+    table: pa.Table = con.sql(f"""
+        SELECT l.*, {', '.join(f'e.{f}' for f in FEATURES)}
+        FROM _labels l JOIN facts_leg_end e
+          ON e.rules_version = $rv AND e.device_id = l.device_id AND e.ended_ms = l.ended_ms
+        ORDER BY l.device_id, l.ended_ms""", params={"rv": rules_version}).to_arrow_table()
+    con.close()
+    return table
