@@ -47,7 +47,7 @@ def build(store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES,
               "--spark-master", metavar="URL",
               help="With --engine spark: local[*], spark://host:7077, ... (default: the "
                    "standard Spark settings, else local[*]).")] = None,
-          raw: Annotated[Path | None, typer.Option(
+          raw: Annotated[str | None, typer.Option(
               "--raw", metavar="PARQUET",
               help="With --engine spark: read the raw events from this Parquet export (on "
                    "the cluster's storage) instead of the store.")] = None,

@@ -83,12 +83,17 @@ def spark_session(master: str | None = None) -> Iterator[SparkSession]:
         raise FactsError("the spark engine needs PySpark: pip install 'parkloop[spark]'") \
             from None
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this parkloop
+    from pyspark import SparkConf
+
     builder = SparkSession.builder.appName("parkloop-facts")
-    master = master or os.environ.get("SPARK_MASTER")
-    builder = builder.master(master or "local[*]")
+    # the argument, else SPARK_MASTER, else spark-submit's --master, else this machine
+    master = (master or os.environ.get("SPARK_MASTER") or SparkConf().get("spark.master")
+              or "local[*]")
+    builder = builder.master(master)
+    if master.startswith("local"):  # a few devices per core: small shuffles
+        builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 2)))
     spark = (builder.config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.shuffle.partitions", "8")
              .config("spark.sql.execution.arrow.pyspark.enabled", "true")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
@@ -99,10 +104,10 @@ def spark_session(master: str | None = None) -> Iterator[SparkSession]:
 
 
 def build_on_spark(store: Store, rules: RulesVersion, *, master: str | None = None,
-                   raw: Path | None = None) -> BuildReport:
+                   raw: Path | str | None = None) -> BuildReport:
     """Build ``rules``' facts on Spark and write them into the store (as ``build`` does).
     ``raw``: a Parquet export of the raw layer (:func:`export_raw`) to read instead of the
-    store's, e.g. on the cluster's storage."""
+    store's, e.g. on the cluster's storage (a path or a URI such as ``s3a://lake/raw``)."""
     start = time.perf_counter()
     watermark = raw_watermark(store)
     with tempfile.TemporaryDirectory(prefix="parkloop-spark-") as tmp:
