@@ -21,7 +21,7 @@ from parkloop.cli._common import (
     progress,
 )
 from parkloop.facts.build import build as run_build
-from parkloop.facts.catalog import export_stops, list_versions
+from parkloop.facts.catalog import built_watermark, export_stops, list_versions
 from parkloop.facts.rules import DEFAULT_RULES, load_rules
 from parkloop.store import DB_FILE
 
@@ -154,10 +154,7 @@ def training_set(out_path: Annotated[Path, typer.Option(
 
     version = load_rules(rules, store)
     with open_store(store) as s:
-        if not s.scalar("SELECT count(*) FROM information_schema.tables "
-                        "WHERE table_name = 'facts_build'") or not s.scalar(
-                "SELECT count(*) FROM facts_build WHERE rules_version = ?",
-                [version.identity]):
+        if built_watermark(s, version.identity) is None:
             raise FactsError(f"rules version {version.identity} is not built in this store; "
                              f"run `parkloop facts build --rules {version.name}` first")
         if engine is Engine.spark:

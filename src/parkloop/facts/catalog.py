@@ -13,9 +13,24 @@ if TYPE_CHECKING:
     from parkloop.store import Store
 
 
+def _any_build(store: Store) -> bool:
+    return bool(store.scalar(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'facts_build'"))
+
+
+def built_watermark(store: Store, rules_version: str) -> int | None:
+    """The raw watermark the rules version's facts were built at; None where it is not
+    built."""
+    if not _any_build(store):
+        return None
+    found = store.scalar("SELECT raw_watermark FROM facts_build WHERE rules_version = ?",
+                         [rules_version])
+    return None if found is None else int(found)
+
+
 def built_versions(store: Store) -> list[dict[str, Any]]:
     """Every rules version built in the store, with its counts; [] before the first build."""
-    if not store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'facts_build'"):
+    if not _any_build(store):
         return []
     cur = store.con.execute("""
         SELECT b.rules_version, b.rules_name, b.engine_version, b.raw_watermark, b.built_ms,

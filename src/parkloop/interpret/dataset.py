@@ -41,17 +41,10 @@ def training_set(store: Store, rules_version: str,
     missing values as NaN). Features without a single observed value in the set (e.g.
     activity shares where phones send no activity) are left out. ``labels``: the
     :func:`leg_end_labels` already read, if they were."""
-    labels = leg_end_labels(store, rules_version) if labels is None else labels
-    store.con.register("_labels", labels)
-    cols = ", ".join(f"CAST(e.{f} AS DOUBLE) AS {f}" for f in features)
-    table: pa.Table = store.con.sql(f"""
-        SELECT l.device_id, l.parked, l.mode, l.source, {cols}
-        FROM _labels l JOIN facts_leg_end e
-          ON e.rules_version = $rv AND e.device_id = l.device_id AND e.ended_ms = l.ended_ms
-        ORDER BY l.device_id, l.ended_ms""", params={"rv": rules_version}).to_arrow_table()
-    store.con.unregister("_labels")
-    X = np.column_stack([table.column(f).to_numpy(zero_copy_only=False).astype(float)
-                         for f in features]) if table.num_rows else np.zeros((0, len(features)))
+    table = training_table(store, rules_version, labels)
+    X = np.column_stack([
+        table.column(f).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        for f in features]) if table.num_rows else np.zeros((0, len(features)))
     observed = ~np.all(np.isnan(X), axis=0) if len(X) else np.ones(len(features), bool)
     X = X[:, observed]
     kept = tuple(f for f, ok in zip(features, observed, strict=True) if ok)
@@ -62,11 +55,13 @@ def training_set(store: Store, rules_version: str,
                        np.asarray(table.column("source").to_pylist(), dtype=object))
 
 
-def training_table(store: Store, rules_version: str) -> pa.Table:
+def training_table(store: Store, rules_version: str,
+                   labels: pa.Table | None = None) -> pa.Table:
     """The labelled leg-end feature table of ``rules_version``: every column of
-    :func:`leg_end_labels` and every leg-end feature, ordered by device and end time (what
-    :func:`parkloop.interpret.spark.training_table` builds on Spark)."""
-    labels = leg_end_labels(store, rules_version)
+    :func:`leg_end_labels` (``labels``, if already read) and every leg-end feature, ordered
+    by device and end time (what :func:`parkloop.interpret.spark.training_table` builds on
+    Spark)."""
+    labels = leg_end_labels(store, rules_version) if labels is None else labels
     con = store.con.cursor()
     con.register("_labels", labels)
     table: pa.Table = con.sql(f"""

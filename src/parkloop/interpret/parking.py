@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from parkloop.errors import ModelError
+from parkloop.facts.catalog import built_watermark
 from parkloop.interpret.labels import _HAVERSINE
 from parkloop.interpret.model import one_thread
 
@@ -53,7 +54,7 @@ EXPORT_COLUMNS = ("device_id", "parked_at", "lat", "lon", "p_parked", "model_ver
 def score_pending(store: Store, model: ParkedModel, version: str) -> int:
     """Judge every leg end of the model's rules version that ``version`` has not judged in
     the current build of its facts; returns how many were judged."""
-    if not _facts_built(store, model.rules_version):
+    if built_watermark(store, model.rules_version) is None:
         raise ModelError(f"no facts for rules version {model.rules_version} (the model's): "
                          "run `parkloop facts build` first")
     store.con.execute(DDL)
@@ -92,7 +93,7 @@ def parking_events(store: Store, version: str, rules_version: str) -> pa.Table:
     """Every leg end ``version`` called parked, as the parked CSV's columns (parked_at as
     UTC ISO 8601) plus ``ended_ms``."""
     store.con.execute(DDL)
-    current = _CURRENT if _facts_built(store, rules_version) else "false"
+    current = _CURRENT if built_watermark(store, rules_version) is not None else "false"
     return store.con.sql(f"""
         SELECT device_id, strftime(epoch_ms(ended_ms), '%Y-%m-%dT%H:%M:%S.%gZ') AS parked_at,
                lat, lon, p_parked, model_version, rules_version, ended_ms
@@ -156,10 +157,3 @@ def where_is_car(store: Store, device_id: str, version: str, rules_version: str)
                          "the car was driven away from where it was last parked")
     return CarAnswer(device_id, True, lat, lon, ended, p, version, rules_version, "parked")
 
-
-def _facts_built(store: Store, rules_version: str) -> bool:
-    if not store.scalar("SELECT count(*) FROM information_schema.tables "
-                        "WHERE table_name = 'facts_build'"):
-        return False
-    return bool(store.scalar("SELECT count(*) FROM facts_build WHERE rules_version = ?",
-                             [rules_version]))

@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 from sklearn.inspection import permutation_importance
 
 from parkloop.errors import ModelError
-from parkloop.facts.build import build
+from parkloop.facts.build import build, raw_watermark
+from parkloop.facts.catalog import built_watermark
 from parkloop.facts.rules import load_rules
 from parkloop.facts.tables import table_digest
 from parkloop.interpret.dataset import TrainingSet, training_set
@@ -249,10 +250,9 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
     """Train ``spec`` on the store's facts and labels, report, register; publish if asked
     and the gate passes."""
     rules = load_rules(spec.rules, store.path)
-    watermark = int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch"))
-    built = store.con.execute("SELECT raw_watermark FROM facts_build WHERE rules_version = ?",
-                              [rules.identity]).fetchall() if _has_facts(store) else []
-    if not built or built[0][0] < watermark:
+    watermark = raw_watermark(store)
+    built = built_watermark(store, rules.identity)
+    if built is None or built < watermark:
         step(f"building facts {rules.identity}")
         build(store, rules)
     labels = leg_end_labels(store, rules.identity)
@@ -331,10 +331,6 @@ def _champion_figures(store: Store, registry: Registry, version: str, rules_vers
         recorded = next((v.metrics for v in registry.versions() if v.version == version), {})
         return {k: float(v) for k, v in recorded.items()} or None
 
-
-def _has_facts(store: Store) -> bool:
-    return bool(store.scalar(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'facts_build'"))
 
 
 def _jsonable(x: Any) -> Any:
