@@ -7,7 +7,7 @@ import sys
 import typer
 
 from parkloop import __version__
-from parkloop.cli import facts, imports, model, quarantine, simulate, status
+from parkloop.cli import device, facts, imports, model, quarantine, serve, simulate, status
 from parkloop.cli._common import err
 from parkloop.errors import ParkloopError
 
@@ -23,9 +23,11 @@ app.add_typer(imports.app, name="import")
 app.add_typer(facts.app, name="facts")
 app.add_typer(facts.export_app, name="export")
 app.add_typer(model.app, name="model")
+app.add_typer(device.app, name="device")
 app.command("simulate")(simulate.simulate)
 app.command("status")(status.status)
 app.command("quarantine")(quarantine.quarantine)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

@@ -17,13 +17,14 @@ import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pyarrow as pa
 
 from parkloop.errors import ModelError
 from parkloop.facts.catalog import built_watermark
-from parkloop.interpret.labels import _HAVERSINE
+from parkloop.facts.geo import haversine_m
 from parkloop.interpret.model import one_thread
 
 if TYPE_CHECKING:
@@ -118,42 +119,64 @@ def export_parked(store: Store, model: ParkedModel, version: str, out: Path) -> 
 
 @dataclass(frozen=True)
 class CarAnswer:
-    """Where a device's car is: parked at (lat, lon) since ``parked_at_ms``, or unknown."""
+    """Where a device's car is: ``parked`` at (lat, lon) since ``parked_at_ms``,
+    ``driven_away`` from its last parking place, or ``unknown``."""
 
     device_id: str
-    parked: bool
+    status: Literal["parked", "driven_away", "unknown"]
     lat: float | None
     lon: float | None
     parked_at_ms: int | None
     p_parked: float | None
-    model_version: str
+    model_version: str | None
     rules_version: str
     reason: str
 
+    @property
+    def parked(self) -> bool:
+        return self.status == "parked"
+
+
+def car_answer(device_id: str, ends: pa.Table, drives: pa.Table, version: str | None,
+               rules_version: str) -> CarAnswer:
+    """The answer made of a device's judged leg ends (``ended_ms, lat, lon, p_parked,
+    parked``) and its vehicle legs (``started_ms, start_lat, start_lon``): the latest parking
+    event, unless a later vehicle leg started within :data:`MOVED_M` of it. Batch
+    (:func:`where_is_car`) and live serving both answer through here."""
+    parked = np.flatnonzero(np.asarray(ends.column("parked"), bool))
+    if not len(parked):
+        return CarAnswer(device_id, "unknown", None, None, None, None, version, rules_version,
+                         "no parking event known")
+    ended = np.asarray(ends.column("ended_ms"), np.int64)
+    last = int(parked[np.argmax(ended[parked])])
+    lat, lon = float(ends.column("lat")[last].as_py()), float(ends.column("lon")[last].as_py())
+    later = np.asarray(drives.column("started_ms"), np.int64) > ended[last]
+    if later.any():
+        dist = haversine_m(lat, lon, np.asarray(drives.column("start_lat"))[later],
+                           np.asarray(drives.column("start_lon"))[later])
+        if np.any(dist <= MOVED_M):
+            return CarAnswer(device_id, "driven_away", None, None, None, None, version,
+                             rules_version, "the car was driven away from where it was last "
+                             "parked")
+    return CarAnswer(device_id, "parked", lat, lon, int(ended[last]),
+                     float(ends.column("p_parked")[last].as_py()), version, rules_version,
+                     "parked")
+
 
 def where_is_car(store: Store, device_id: str, version: str, rules_version: str) -> CarAnswer:
-    """The device's latest parking event, unless a later vehicle leg started from there."""
+    """The device's answer from the store: its judged leg ends of the current build."""
     store.con.execute(DDL)
-    row = store.con.execute(f"""
-        WITH last AS (
-            SELECT * FROM interp_leg_end i
-            WHERE model_version = ? AND rules_version = ? AND device_id = ? AND parked
-              AND {_CURRENT}
-            ORDER BY ended_ms DESC LIMIT 1),
-        drives AS (
-            SELECT l.started_ms, l.start_lat AS lat, l.start_lon AS lon
-            FROM facts_leg l JOIN last USING (rules_version, device_id)
-            WHERE l.mode = 'vehicle' AND l.started_ms > last.ended_ms)
-        SELECT last.ended_ms, last.lat, last.lon, last.p_parked, EXISTS (
-            SELECT 1 FROM drives WHERE {_HAVERSINE.format(a="last", b="drives")} <= {MOVED_M}
-        ) AS moved
-        FROM last""", [version, rules_version, device_id]).fetchall()
-    if not row:
-        return CarAnswer(device_id, False, None, None, None, None, version, rules_version,
-                         "no parking event known")
-    ended, lat, lon, p, moved = row[0]
-    if moved:
-        return CarAnswer(device_id, False, None, None, None, None, version, rules_version,
-                         "the car was driven away from where it was last parked")
-    return CarAnswer(device_id, True, lat, lon, ended, p, version, rules_version, "parked")
-
+    current = _CURRENT if built_watermark(store, rules_version) is not None else "false"
+    ends = store.con.sql(f"""
+        SELECT ended_ms, lat, lon, p_parked, parked FROM interp_leg_end i
+        WHERE model_version = $mv AND rules_version = $rv AND device_id = $d AND {current}
+        ORDER BY ended_ms""", params={"mv": version, "rv": rules_version, "d": device_id}
+    ).to_arrow_table()
+    drives = store.con.sql("""
+        SELECT started_ms, start_lat, start_lon FROM facts_leg
+        WHERE rules_version = $rv AND device_id = $d AND mode = 'vehicle'
+        ORDER BY started_ms""", params={"rv": rules_version, "d": device_id}
+    ).to_arrow_table() if current != "false" else pa.table(
+        {"started_ms": pa.array([], pa.int64()), "start_lat": pa.array([], pa.float64()),
+         "start_lon": pa.array([], pa.float64())})
+    return car_answer(device_id, ends, drives, version, rules_version)

@@ -1,0 +1,42 @@
+"""``parkloop serve``: the REST API on the embedded store (Granian, one process)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from parkloop.cli._common import DEFAULT, StoreOpt, err
+
+STORE_ENV = "PARKLOOP_SERVE_STORE"
+CORS_ENV = "PARKLOOP_SERVE_CORS"
+
+
+def serve(store: StoreOpt = DEFAULT,
+          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+          cors_origin: Annotated[list[str] | None, typer.Option(
+              "--cors-origin", help="Allow browser calls from this origin (repeatable); "
+              "CORS is off without it.")] = None,
+          access_log: Annotated[bool, typer.Option(help="Log every request.")] = False) -> None:
+    """Serve the API: ingest events, answer "where is my car?", publish models.
+
+    The server is the store's only writer while it runs (`parkloop model publish` and
+    `parkloop device token` still work beside it). At start it replays the raw log into the
+    live pipeline (`/readyz` answers 503 until done); if no admin token is set in
+    PARKLOOP_ADMIN_TOKEN, one is generated into the store and printed once. API docs at
+    http://HOST:PORT/docs.
+    """
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    store.mkdir(parents=True, exist_ok=True)
+    os.environ[STORE_ENV] = str(store.resolve())
+    os.environ[CORS_ENV] = ",".join(cors_origin or [])
+    err.print(f"parkloop serving {store} on http://{host}:{port} (docs at /docs)",
+              highlight=False)
+    Granian("parkloop.serve.app:from_env", factory=True, address=host, port=port,
+            interface=Interfaces.ASGI, workers=1, loop=Loops.uvloop, log_access=access_log,
+            log_level=LogLevels.info, backlog=2048).serve()
