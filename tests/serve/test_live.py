@@ -4,10 +4,12 @@ the car answer within a second."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -96,3 +98,63 @@ def test_live_answers_equal_batch_build_and_scoring(streamed: Any) -> None:
             answer.status, answer.lat, answer.lon, answer.p_parked)
         assert (got["model_version"], got["rules_version"]) == ("1", answer.rules_version)
     assert any(a["status"] == "parked" for a in answers.values())
+
+
+def test_a_restart_loses_nothing(streamed: Any) -> None:
+    store, live_ends, answers = streamed
+    server = Server(store).wait_ready()
+    try:
+        for device, ends in live_ends.items():
+            assert judged(server, device) == ends
+            again = car(server, device)
+            assert {k: v for k, v in again.items() if k != "known_since"} == \
+                {k: v for k, v in answers[device].items() if k != "known_since"}
+    finally:
+        server.stop()
+
+
+def drive_then_park(t0: int, every_s: int = 5) -> list[dict[str, Any]]:
+    """A phone at home 10 min, driving north at 14 m/s for 15 min, then standing 30 min where
+    it parked: fixes every ``every_s`` seconds."""
+    events, lat = [], HOME[0]
+    rng = np.random.default_rng(0)
+    for s in range(0, 55 * 60, every_s):
+        if 10 * 60 <= s < 25 * 60:
+            lat += 14.0 * every_s / M_PER_DEG
+        jitter = rng.normal(0, 3.0, 2) / M_PER_DEG
+        events.append({"kind": "fix", "t": t0 + s * 1000, "lat": lat + jitter[0],
+                       "lon": HOME[1] + jitter[1], "accuracy_m": 5.0})
+    return events
+
+
+def test_a_batch_closing_a_parking_leg_changes_the_answer_within_a_second(
+        empty_store: Path) -> None:
+    server = Server(empty_store).wait_ready()
+    try:
+        auth = server.token("phone-1")
+        events = drive_then_park(T0)
+        parked_at = T0 + 25 * 60 * 1000
+        decided = parked_at + 10 * 60 * 1000  # the rules' features.wait_s
+        before = [e for e in events if e["t"] < decided - 60_000]
+        closing = [e for e in events if decided - 60_000 <= e["t"] <= decided + 30_000]
+        for i in range(0, len(before), 60):
+            r = httpx.post(f"{server.url}/v1/devices/phone-1/events", headers=auth, timeout=10,
+                           json={"batch_id": f"b{i}", "events": before[i:i + 60]})
+            assert r.status_code == 200, r.text
+        server.wait_caught_up()
+        assert car(server, "phone-1", auth)["status"] == "unknown"  # not decided yet
+
+        r = httpx.post(f"{server.url}/v1/devices/phone-1/events", headers=auth, timeout=10,
+                       json={"batch_id": "closing", "events": closing})
+        assert r.status_code == 200, r.text
+        acked = time.monotonic()
+        while (answer := car(server, "phone-1", auth))["status"] != "parked":
+            assert time.monotonic() - acked < 1.0, "the answer did not change within 1 s"
+            time.sleep(0.01)
+        assert abs(answer["lat"] - (HOME[0] + 14.0 * 15 * 60 / M_PER_DEG)) < 0.001
+        ended = np.datetime64(answer["parked_at"].rstrip("Z"), "ms").astype(np.int64)
+        assert abs(int(ended) - parked_at) < 60_000
+        assert (answer["model_version"], answer["rules_version"]) == (
+            "1", load_rules("v1").identity)
+    finally:
+        server.stop()

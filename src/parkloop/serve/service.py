@@ -113,6 +113,8 @@ class Service:
         self._check_champion = threading.Event()
         self._thread: threading.Thread | None = None
         self._device_map: dict[bytes, str] = {}
+        self._refused: str | None = None
+        """a champion found unservable (not tried again until the champion changes)"""
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -221,21 +223,29 @@ class Service:
             self._wake.clear()
 
     def _follow_champion(self, con: object) -> None:
-        """Switch to the registry's champion if it changed (loading and warming it first)."""
+        """Switch to the registry's champion if it changed: load it beside the one serving,
+        judge everything with it, then switch. A champion that cannot be served (its files
+        or its rules version are gone) is logged and the one serving stays; at start-up the
+        server then answers "unknown" on the default rules until a servable one is
+        published."""
         version = self.registry.summary()["champion"]
         live = self.live
         if live is not None and version == live.model_version:
             return
-        champion = None
-        if version is not None:
-            try:
-                champion = Champion(version, ParkedModel.load(self.registry.artifacts(version)))
-            except ParkloopError as exc:
-                log.error("cannot serve model %s, keeping %s: %s", version,
-                          live.model_version if live else "none", exc)
-                if live is not None:
-                    return
-        rules = self._rules_for(champion)
+        if version == self._refused:
+            return
+        try:
+            champion = None if version is None else Champion(
+                version, ParkedModel.load(self.registry.artifacts(version)))
+            rules = self._rules_for(champion)
+            self._refused = None
+        except ParkloopError as exc:
+            self._refused = version
+            log.error("cannot serve model %s (%s); serving %s instead", version, exc,
+                      live.model_version if live else "no model")
+            if live is not None:
+                return
+            champion, rules = None, load_rules(self.default_rules, self.store_path)
         if live is not None and champion is not None and \
                 rules.identity == live.rules.identity:
             live.use(champion)  # judges everything with the new model, then switches
@@ -243,10 +253,11 @@ class Service:
             fresh = Live(rules, champion)
             fresh.catch_up(con)  # type: ignore[arg-type]
             self.live = fresh
+        model_version = champion.version if champion else None
         self.metrics.swaps.inc()
-        self.metrics.versions.info({"model_version": str(version),
+        self.metrics.versions.info({"model_version": str(model_version),
                                     "rules_version": rules.identity})
-        log.info("serving model %s on rules %s", version, rules.identity)
+        log.info("serving model %s on rules %s", model_version, rules.identity)
 
     def _rules_for(self, champion: Champion | None) -> RulesVersion:
         if champion is None:

@@ -1,10 +1,11 @@
 """Simulated phones talking to a running server: the same batches :func:`simulate` stores,
 sent over the REST API instead, each device in its own arrival order.
 
-Every device is registered through the admin API (``POST /v1/devices``) and sends with its own
-token; a device registered earlier sends with the admin token. With ``speed`` set, a batch
-leaves when its phone would have sent it, with ``speed`` simulated seconds passing per wall
-second; without it, as fast as the server takes them.
+The phones send with the server's admin token (which may write for any device), so a person
+can take a device's own token with ``parkloop device token`` while they stream. With ``speed``
+set, a batch leaves when its phone would have sent it, with ``speed`` simulated seconds passing
+per wall second; without it, as fast as the server takes them. Sending starts once the server
+answers ``/readyz``.
 """
 
 from __future__ import annotations
@@ -82,13 +83,6 @@ async def _send_all(url: str, admin_token: str,
     async with httpx.AsyncClient(base_url=url, timeout=60.0,
                                  limits=httpx.Limits(max_connections=concurrency)) as client:
         async def one(device: str, batches: list[EventBatch]) -> None:
-            r = await client.post("/v1/devices", json={"device_id": device}, headers=admin)
-            if r.status_code == 201:
-                auth = {"Authorization": f"Bearer {r.json()['token']}"}
-            elif r.status_code == 409:
-                auth = admin
-            else:
-                raise ParkloopError(f"registering {device} at {url}: {_why(r)}")
             for batch in batches:
                 if speed:
                     due = started + (_sent_at(batch) - first) / 1000.0 / speed
@@ -96,7 +90,7 @@ async def _send_all(url: str, admin_token: str,
                 body = {"batch_id": batch.batch_id, "events": batch_events(batch)}
                 async with limit:
                     r = await client.post(f"/v1/devices/{device}/events", json=body,
-                                          headers=auth)
+                                          headers=admin)
                 if r.status_code != 200:
                     raise ParkloopError(f"sending {device} {batch.batch_id}: {_why(r)}")
                 out = r.json()
@@ -110,12 +104,28 @@ async def _send_all(url: str, admin_token: str,
                     on_batch()
 
         try:
+            await _until_ready(client, url)
+            started = time.perf_counter()
             await asyncio.gather(*(one(d, bs) for d, bs in devices))
         except httpx.TransportError as exc:
-            raise ParkloopError(f"cannot reach the server at {url}: {exc}") from None
+            raise ParkloopError(f"lost the server at {url}: {exc}") from None
     return StreamSummary(len(devices), totals["batches"], totals["events"], totals["stored"],
                          totals["duplicates"], totals["quarantined"],
                          time.perf_counter() - started)
+
+
+async def _until_ready(client: httpx.AsyncClient, url: str, timeout: float = 120.0) -> None:
+    """Wait for the server to answer /readyz (it may still be starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise ParkloopError(f"the server at {url} was not ready within {timeout:.0f} s")
+        await asyncio.sleep(0.5)
 
 
 def _sent_at(batch: EventBatch) -> int:
