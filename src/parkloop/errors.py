@@ -8,9 +8,11 @@
     ├── RejectedInput               input refused as a whole (one-line reason for the caller)
     │   ├── InvalidBatch            a batch that cannot even be keyed (bad device or batch id)
     │   ├── BatchConflict           a different batch under a (device_id, batch_id) already stored
-    │   └── SourceError             an import source that cannot be read at all
+    │   ├── SourceError             an import source that cannot be read at all
+    │   └── DeviceAlreadyRegistered a device registered twice (issue a new token instead)
     ├── FactsError                  rules versions and the facts engine
     ├── RegistryError               model registry
+    │   └── UnknownModelVersion     a version the registry does not hold
     └── ServingError                the REST service
 
 Events that fail validation are *not* errors: they are quarantined with their reason and the
@@ -71,6 +73,15 @@ class SourceError(RejectedInput):
     """An import source (file, folder, archive) that cannot be read at all."""
 
 
+class DeviceAlreadyRegistered(RejectedInput):
+    """A device that already has a token was registered again (issue a new token instead)."""
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"device {device_id!r} is already registered; to replace its token "
+                         f"run `parkloop device token {device_id}`")
+        self.device_id = device_id
+
+
 class FactsError(ParkloopError):
     """Rules versions and fact building."""
 
@@ -81,6 +92,10 @@ class ModelError(ParkloopError):
 
 class RegistryError(ParkloopError):
     """The model registry."""
+
+
+class UnknownModelVersion(RegistryError):
+    """A model version the registry does not hold."""
 
 
 class ServingError(ParkloopError):

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlparse
 
-from parkloop.errors import RegistryError
+from parkloop.errors import RegistryError, UnknownModelVersion
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -311,7 +311,7 @@ class Registry:
         found = {str(mv.version): mv for mv in self._model_versions(client)}
         if version not in found:
             known = ", ".join(found) or "none registered yet"
-            raise RegistryError(f"no model version {version!r} (known versions: {known})")
+            raise UnknownModelVersion(f"no model version {version!r} (known versions: {known})")
         return found[version]
 
     @staticmethod

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Body, FastAPI, Query, Request
+from fastapi import Path as InPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +33,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
-from parkloop.errors import BatchConflict, ParkloopError, RegistryError, RejectedInput
+from parkloop.errors import (
+    BatchConflict,
+    DeviceAlreadyRegistered,
+    ParkloopError,
+    RegistryError,
+    RejectedInput,
+    UnknownModelVersion,
+)
 from parkloop.raw.events import ID_PATTERN, parse_events
 from parkloop.serve.service import Service
 from parkloop.serve.tokens import token_digest
@@ -418,7 +426,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
 
     @app.post("/v1/models/{version}/publish", response_model=ChampionOut, tags=["admin"],
               responses={403: {"model": Error}, 404: {"model": Error}})
-    async def publish(version: Annotated[str, Field(max_length=32)], request: Request,
+    async def publish(version: Annotated[str, InPath(max_length=32)], request: Request,
                       why: Annotated[ReasonIn | None, Body()] = None) -> dict[str, Any]:
         """Make a version the champion; the running server switches to it."""
         admin_only(await who_is(request))
@@ -473,16 +481,15 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(RegistryError)
-    async def registry_error(_: Request, exc: RegistryError) -> Response:
-        text = str(exc)
-        status = 404 if "no model version" in text or "not found" in text else 409
-        return _error(status, "registry", text)
-
     @app.exception_handler(ParkloopError)
     async def parkloop_error(_: Request, exc: ParkloopError) -> Response:
-        status = 409 if exc.__class__.__name__ == "DeviceAlreadyRegistered" else 422
-        return _error(status, exc.__class__.__name__, str(exc))
+        status, code = (404, "unknown_model_version") if isinstance(exc, UnknownModelVersion) \
+            else (409, "registry") if isinstance(exc, RegistryError) \
+            else (409, "already_registered") if isinstance(exc, DeviceAlreadyRegistered) \
+            else (422, "rejected") if isinstance(exc, RejectedInput) else (500, "internal")
+        if status == 500:
+            log.error("request failed: %s", exc)
+        return _error(status, code, str(exc))
 
     @app.exception_handler(Exception)
     async def crashed(_: Request, exc: Exception) -> Response:

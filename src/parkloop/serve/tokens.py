@@ -48,7 +48,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from parkloop.errors import RejectedInput, StoreError, StoreNotFound, StoreVersionError
+from parkloop.errors import (
+    DeviceAlreadyRegistered,
+    RejectedInput,
+    StoreError,
+    StoreNotFound,
+    StoreVersionError,
+)
 from parkloop.raw.events import check_id
 
 AUTH_FILE = "auth.sqlite"
@@ -75,15 +81,6 @@ _SCHEMA = (
     )""",
     f"PRAGMA user_version = {_SCHEMA_VERSION}",
 )
-
-
-class DeviceAlreadyRegistered(RejectedInput):
-    """A device that already has a token was registered again (issue a new token instead)."""
-
-    def __init__(self, device_id: str) -> None:
-        super().__init__(f"device {device_id!r} is already registered; to replace its token "
-                         f"run `parkloop device token {device_id}`")
-        self.device_id = device_id
 
 
 @dataclass(frozen=True)
