@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as InPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Route
@@ -106,7 +106,7 @@ class EventsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     batch_id: str = Field(pattern=_ID, max_length=128)
-    events: list[dict[str, Any]] = Field(
+    events: list[Any] = Field(
         max_length=MAX_EVENTS, description="events as in docs/raw-schema.md: fix, activity, "
         "vehicle_link, label, feedback; invalid ones are quarantined with their reasons")
 
@@ -134,10 +134,11 @@ class FeedbackIn(BaseModel):
     """A person's word on a parking answer: ``parked`` true ("yes, here") or false ("no")."""
 
     model_config = ConfigDict(extra="forbid")
-    parked_at: int | str = Field(description="parked_at of the answer: ms or ISO 8601")
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    parked: bool
+    parked_at: Annotated[int, Field(ge=-(2**53), le=2**53)] | str = Field(
+        description="parked_at of the answer: ms or ISO 8601")
+    lat: StrictFloat = Field(ge=-90, le=90)
+    lon: StrictFloat = Field(ge=-180, le=180)
+    parked: StrictBool
     model_version: str | None = Field(default=None, max_length=128)
     rules_version: str | None = Field(default=None, max_length=128)
     feedback_id: str | None = Field(
@@ -258,7 +259,8 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
 
     app = FastAPI(title="parkloop", version="1", lifespan=lifespan,
                   description=(__doc__ or "").split("\n\n", 1)[-1],
-                  responses={401: {"model": Error}, 422: {"model": Error}})
+                  responses={400: {"model": Error}, 401: {"model": Error},
+                             415: {"model": Error}, 422: {"model": Error}})
     app.state.service = service
 
     # hot paths: plain endpoints --------------------------------------------------------
@@ -300,13 +302,21 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
     async def who_is(request: Request) -> str | None:
         return _who(service, request.headers.get("authorization"))
 
+    async def token_required(request: Request) -> None:
+        """401 before the request's input is judged (FastAPI runs dependencies first)."""
+        if await who_is(request) is None:
+            raise ApiError(*_UNAUTHORIZED)
+
+    auth = [Depends(token_required)]
+
     def admin_only(who: str | None) -> None:
         if who is None:
             raise ApiError(*_UNAUTHORIZED)
         if who != ADMIN:
             raise ApiError(*_FORBIDDEN)
 
-    @app.post("/v1/devices/{device_id}/events", response_model=EventsOut, tags=["devices"],
+    @app.post("/v1/devices/{device_id}/events",
+              dependencies=auth, response_model=EventsOut, tags=["devices"],
               openapi_extra={"requestBody": {"required": True, "content": {_JSON: {
                   "schema": EventsIn.model_json_schema(ref_template="#/components/schemas/"
                                                        "{model}")}}}},
@@ -319,7 +329,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
         batch_in = _validate(EventsIn, body)
         return await _store(device_id, batch_in.batch_id, batch_in.events)
 
-    @app.post("/v1/devices/{device_id}/feedback", response_model=EventsOut,
+    @app.post("/v1/devices/{device_id}/feedback", dependencies=auth, response_model=EventsOut,
               tags=["devices"], responses={404: {"model": Error}, 409: {"model": Error}})
     async def post_feedback(device_id: str, feedback: FeedbackIn, request: Request
                             ) -> Response:
@@ -382,11 +392,12 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
                 _may_read(service, await who_is(request), device_id)
                 return _facts(table, device_id, since, limit)
             return read
-        app.get(f"/v1/devices/{{device_id}}/{path}", response_model=FactsOut,
+        app.get(f"/v1/devices/{{device_id}}/{path}", dependencies=auth, response_model=FactsOut,
                 tags=["facts"], summary=f"The device's recent {what}",
                 responses={404: {"model": Error}, 503: {"model": Error}})(make())
 
-    @app.get("/v1/devices/{device_id}/leg-ends", response_model=FactsOut, tags=["facts"],
+    @app.get("/v1/devices/{device_id}/leg-ends",
+             dependencies=auth, response_model=FactsOut, tags=["facts"],
              summary="The device's vehicle-leg ends as the model judged them",
              responses={404: {"model": Error}, 503: {"model": Error}})
     async def leg_ends(device_id: str, request: Request, since: Since = None,
@@ -404,7 +415,8 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
                         media_type=_JSON)
 
     # admin ------------------------------------------------------------------------------
-    @app.post("/v1/devices", response_model=DeviceOut, status_code=201, tags=["admin"],
+    @app.post("/v1/devices",
+              dependencies=auth, response_model=DeviceOut, status_code=201, tags=["admin"],
               responses={403: {"model": Error}, 409: {"model": Error}})
     async def register_device(device: DeviceIn, request: Request) -> Response:
         """Register a device and get its token (shown once)."""
@@ -414,7 +426,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
         return Response(orjson.dumps({"device_id": device.device_id, "token": token}), 201,
                         media_type=_JSON)
 
-    @app.get("/v1/models", response_model=list[ModelOut], tags=["admin"],
+    @app.get("/v1/models", dependencies=auth, response_model=list[ModelOut], tags=["admin"],
              responses={403: {"model": Error}})
     async def list_models(request: Request) -> list[dict[str, Any]]:
         """The registry's model versions."""
@@ -424,7 +436,8 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
                  "created_ms": v.created_ms, "tags": v.tags, "metrics": v.metrics}
                 for v in versions]
 
-    @app.post("/v1/models/{version}/publish", response_model=ChampionOut, tags=["admin"],
+    @app.post("/v1/models/{version}/publish",
+              dependencies=auth, response_model=ChampionOut, tags=["admin"],
               responses={403: {"model": Error}, 404: {"model": Error}})
     async def publish(version: Annotated[str, InPath(max_length=32)], request: Request,
                       why: Annotated[ReasonIn | None, Body()] = None) -> dict[str, Any]:
@@ -436,7 +449,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
         service.publish_seen()
         return {"champion": version}
 
-    @app.post("/v1/models/rollback", response_model=ChampionOut, tags=["admin"],
+    @app.post("/v1/models/rollback", dependencies=auth, response_model=ChampionOut, tags=["admin"],
               responses={403: {"model": Error}, 409: {"model": Error}})
     async def rollback(request: Request,
                        why: Annotated[ReasonIn | None, Body()] = None) -> dict[str, Any]:
@@ -448,7 +461,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
         service.publish_seen()
         return {"champion": target}
 
-    @app.get("/v1/rules", response_model=list[RulesOut], tags=["admin"],
+    @app.get("/v1/rules", dependencies=auth, response_model=list[RulesOut], tags=["admin"],
              responses={403: {"model": Error}})
     async def rules(request: Request) -> list[dict[str, Any]]:
         """The rules versions this store can build, and which one is served."""
@@ -474,11 +487,14 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):  # as POST .../events
+            return _error(400, "malformed_json", _explain(exc.errors()))
         return _error(422, "invalid_request", _explain(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(ParkloopError)
@@ -553,11 +569,12 @@ def _document_plain_routes(app: FastAPI) -> None:
             return out
 
         spec["paths"]["/healthz"] = {"get": {
-            "summary": "Alive (cheap, no auth)", "operationId": "healthz",
+            "summary": "Alive (cheap, no auth)", "operationId": "healthz", "security": [],
             "tags": ["ops"], "responses": ok(Health)}}
         spec["paths"]["/readyz"] = {"get": {
             "summary": "Ready to answer (503 while the raw log is replayed)",
-            "operationId": "readyz", "tags": ["ops"], "responses": ok(Ready, (503, Ready))}}
+            "operationId": "readyz", "tags": ["ops"], "security": [],
+            "responses": ok(Ready, (503, Ready))}}
         spec["paths"]["/v1/devices/{device_id}/car"] = {"get": {
             "summary": "Where the device's car is parked", "operationId": "car",
             "tags": ["devices"],
@@ -566,6 +583,11 @@ def _document_plain_routes(app: FastAPI) -> None:
                             "schema": {"type": "string"}}],
             "security": [{"bearer": []}],
             "responses": ok(CarAnswerOut, (401, Error), (404, Error), (503, Error))}}
+        for operations in spec["paths"].values():  # one id rule, documented everywhere
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "device_id":
+                        parameter["schema"].update(pattern=_ID, maxLength=128)
         spec["components"]["securitySchemes"] = {"bearer": {"type": "http",
                                                             "scheme": "bearer"}}
         spec["security"] = [{"bearer": []}]
@@ -603,6 +625,13 @@ class _Guard:
                               f"request bodies are limited to {MAX_BODY_BYTES} bytes")
             self._observe(scope, 413, start)
             return
+        kind = _header(scope, b"content-type")
+        if kind is not None and scope["method"] in ("POST", "PUT", "PATCH") and \
+                not _is_json(kind):
+            await _send_error(send, 415, "unsupported_media_type",
+                              f"send the body as application/json, not {kind.split(';')[0]!r}")
+            self._observe(scope, 415, start)
+            return
         seen = 0
 
         async def limited() -> Message:
@@ -611,8 +640,10 @@ class _Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > MAX_BODY_BYTES:
-                    raise ApiError(413, "body_too_large",
-                                   f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+                    # an HTTPException: FastAPI re-raises it while reading a body, where it
+                    # turns any other exception into 400 "There was an error parsing the body"
+                    raise StarletteHTTPException(
+                        413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
             return message
 
         origin = _header(scope, b"origin")
@@ -637,6 +668,11 @@ class _Guard:
         name = getattr(route, "path", "unmatched")
         self.metrics.requests.labels(scope["method"], name, str(status)).inc()
         self.metrics.latency.labels(name).observe(time.perf_counter() - start)
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == _JSON or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -43,9 +43,15 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created doubles 
 
 CYCLE_S = 0.2
 """the live pipeline takes in new batches at most this often: a push reruns a device's open
-tail (milliseconds), so batches arriving together share one push instead of one each"""
+tail (about 10 ms, mostly fixed cost), so batches arriving together share one push"""
+PIPELINE_SHARE = 0.5
+"""under load, the pipeline rests as long as its last cycle took over (1 - share) / share:
+it shares the GIL with the requests and the writer, so this keeps ingestion going at the
+cost of fresher answers (a cycle covers every device that sent something meanwhile)"""
 SWITCH_INTERVAL_S = 0.0005
 """how long a thread may hold the GIL while another waits (Python's default: 5 ms)"""
+MAX_REST_S = 2.0
+"""the longest rest (after a long replay, say)"""
 CHAMPION_POLL_S = 1.0
 """how often the registry is asked for its champion (a publish from the CLI shows up within
 this), and how often device tokens are reloaded"""
@@ -225,7 +231,10 @@ class Service:
                 log.exception("live pipeline cycle failed; retrying in a second")
                 self._stop.wait(1.0)
                 continue
-            self._stop.wait(max(0.0, cycle_start + CYCLE_S - time.monotonic()))
+            took = time.monotonic() - cycle_start
+            rest = max(CYCLE_S - took,
+                       min(took * (1 - PIPELINE_SHARE) / PIPELINE_SHARE, MAX_REST_S))
+            self._stop.wait(rest)
             self._wake.wait(timeout=CHAMPION_POLL_S)
             self._wake.clear()
 
