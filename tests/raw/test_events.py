@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta, timezone
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from parkloop.errors import InvalidBatch
-from parkloop.raw.events import EventBatch, digests, parse_events
+from parkloop.raw.events import (
+    EventBatch,
+    _parse_at_once,
+    _parse_each,
+    digests,
+    parse_events,
+)
+from parkloop.raw.schema import KINDS, Field, Kind
 
 T = "2026-01-05T08:00:00Z"
 
@@ -118,3 +126,103 @@ def test_digest_does_not_depend_on_arrow_chunking() -> None:
     table = one.tables["fix"]
     chunked = pa.concat_tables([table.slice(0, 1), table.slice(1, 2)])
     assert EventBatch("p", "b", "api", {"fix": chunked}).digest() == one.digest()
+
+
+# --- the fast path (each kind typed in one call) against the per-event path -------------------
+
+OFFSETS = st.builds(timezone, st.timedeltas(timedelta(hours=-23, minutes=-59),
+                                            timedelta(hours=23, minutes=59)))
+ISO_TIMES = st.datetimes(timezones=OFFSETS).map(
+    lambda d: d.isoformat().replace("+00:00", "Z"))
+VALUES = {
+    pa.int64(): st.integers(-(2**63), 2**63 - 1) | ISO_TIMES,  # every int64 field is a time
+    pa.float64(): st.integers() | st.floats(),
+    pa.string(): st.text(max_size=6),
+    pa.bool_(): st.booleans(),
+}
+ODD = st.sampled_from(["1.5", True, None, 1.5, 7, [], {}, "2026-01-05T08:00:00", "yesterday",
+                       "2026-01-05T08:00:00+01:00"])
+
+
+def json_name(f: Field) -> str:
+    return f.name.removesuffix("_ms")  # t_ms -> t, parked_at_ms -> parked_at
+
+
+def well_formed(kind: Kind) -> st.SearchStrategy[dict[str, object]]:
+    return st.fixed_dictionaries(
+        {"kind": st.just(kind.name)}
+        | {json_name(f): VALUES[f.arrow] for f in kind.fields if f.required},
+        optional={json_name(f): st.none() | VALUES[f.arrow]
+                  for f in kind.fields if not f.required})
+
+
+WELL_FORMED = {k.name: well_formed(k) for k in KINDS}
+ANY_WELL_FORMED = st.one_of(list(WELL_FORMED.values()))
+NOT_AN_OBJECT = st.none() | st.integers() | st.text(max_size=4) | st.lists(ODD, max_size=2)
+SPOILS = st.sampled_from(["value", "missing", "extra", "kind", "not_an_object"])
+
+
+def spoil(draw: st.DrawFn, original: dict[str, object]) -> object:
+    event = dict(original)
+    how = draw(SPOILS)
+    if how == "value":
+        event[draw(st.sampled_from(sorted(event)))] = draw(ODD)
+    elif how == "missing":
+        del event[draw(st.sampled_from(sorted(event)))]
+    elif how == "extra":
+        event[draw(st.text(max_size=4))] = draw(ODD)
+    elif how == "kind":
+        event["kind"] = draw(st.sampled_from(["teleport", "", "Fix", 1, None, ["fix"]]))
+    else:
+        return draw(NOT_AN_OBJECT)
+    return event
+
+
+@st.composite
+def sent(draw: st.DrawFn, spoilt: Kind) -> list[object]:
+    """A batch as a client might send it: well-formed events of every kind and, often, among
+    them events of the kind ``spoilt`` that are wrong in any of the ways there are."""
+    events: list[object] = draw(st.lists(ANY_WELL_FORMED, max_size=25))
+    for _ in range(draw(st.integers(0, 5))):
+        bad = spoil(draw, draw(WELL_FORMED[spoilt.name]))
+        events.insert(draw(st.integers(0, len(events))), bad)
+    return events
+
+
+def assert_same(batch: EventBatch, oracle: EventBatch) -> None:
+    """Same tables (``Table.equals``, but NaN equals NaN, as Arrow's equality does not have it)
+    and same rejects."""
+    def rows(t: pa.Table) -> list[dict[str, object]]:
+        return [{k: "NaN" if v != v else v for k, v in r.items()} for r in t.to_pylist()]
+    assert list(batch.tables) == list(oracle.tables)
+    for kind, table in oracle.tables.items():
+        assert batch.tables[kind].equals(table) or (
+            batch.tables[kind].schema.equals(table.schema)
+            and rows(batch.tables[kind]) == rows(table))
+    assert batch.rejects.equals(oracle.rejects)
+
+
+@pytest.mark.parametrize("spoilt", KINDS, ids=lambda k: k.name)
+@settings(max_examples=50)  # per kind
+@given(data=st.data())
+def test_typing_each_kind_at_once_equals_typing_each_event(spoilt: Kind,
+                                                           data: st.DataObject) -> None:
+    events = data.draw(sent(spoilt))
+    oracle = _parse_each("p", "b", events, "api")
+    event("well-formed" if oracle.rejects.num_rows == 0 else "with rejects")
+    got = parse_events("p", "b", events)
+    assert_same(got, oracle)
+    assert got.digest() == oracle.digest()
+    for sub in [events, *([e] for e in events)]:  # each event alone too: a bad one is not hidden
+        each = _parse_each("p", "b", sub, "api")
+        at_once = _parse_at_once("p", "b", sub, "api")
+        assert (at_once is None) == (each.rejects.num_rows > 0)  # every well-formed batch is fast
+        if at_once is not None:
+            assert_same(at_once, each)
+
+
+def test_a_time_beyond_int64_is_quarantined_not_a_crash() -> None:
+    batch = parse_events("d", "b", [{"kind": "fix", "t": 2**63, "lat": 1.0, "lon": 2.0},
+                                    {"kind": "fix", "t": 5, "lat": 1.0, "lon": 2.0}])
+    assert batch.rejects.column("reason").to_pylist() == ["t_ms_out_of_range"]
+    assert batch.tables["fix"].num_rows == 1

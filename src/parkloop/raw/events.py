@@ -23,21 +23,24 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import (
-    BaseModel,
     ConfigDict,
+    Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
+    with_config,
 )
 from pydantic.functional_validators import BeforeValidator
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from parkloop.errors import InvalidBatch
 from parkloop.raw.schema import BY_NAME, KINDS, QUARANTINE_SCHEMA
@@ -88,9 +91,9 @@ class EventBatch:
                 raise ValueError(f"{name} table schema differs from the {name} kind's schema")
         if not self.rejects.schema.equals(QUARANTINE_SCHEMA):
             raise ValueError("rejects table schema differs from QUARANTINE_SCHEMA")
-        seqs = [np.asarray(t.column("seq")) for t in (*self.tables.values(), self.rejects)
+        seqs = [t.column("seq").to_numpy() for t in (*self.tables.values(), self.rejects)
                 if t.num_rows]
-        distinct = (len(seqs) == 0 or (len(seqs) == 1 and bool(np.all(np.diff(seqs[0]) > 0)))
+        distinct = (len(seqs) == 0 or (len(seqs) == 1 and _increasing(seqs[0]))
                     or len(np.unique(np.concatenate(seqs))) == sum(map(len, seqs)))
         if not distinct:
             raise ValueError(f"batch {self.batch_id!r}: event seq numbers are not distinct")
@@ -167,7 +170,11 @@ def _compute_digests(batches: Sequence[EventBatch]) -> list[str]:
 
 
 def _sorted(table: pa.Table) -> bool:
-    return bool(np.all(np.diff(np.asarray(table.column("seq"))) > 0))
+    return _increasing(table.column("seq").to_numpy())
+
+
+def _increasing(seq: np.ndarray) -> bool:
+    return bool((seq[1:] > seq[:-1]).all())  # np.diff costs ~20 us more on a 100-event batch
 
 
 class _Canonical:
@@ -223,39 +230,48 @@ def _to_ms(value: object) -> object:
     return value
 
 
-Millis = Annotated[StrictInt, BeforeValidator(_to_ms)]
+Millis = Annotated[StrictInt, BeforeValidator(_to_ms), Field(ge=-(2**63), le=2**63 - 1)]
+"""a time as int64 ms (one beyond int64 is out of range, not a crash)"""
 Number = StrictFloat  # strict: accepts ints and floats, refuses strings and booleans
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# The one definition of each kind's JSON fields. Field order is the order problems are reported.
+# Validators are built on first use, so that importing parkloop does not pay ~25 ms for them.
+_OBJECT = ConfigDict(extra="forbid", defer_build=True)
+
+
+class _Event(TypedDict):
     t: Millis
 
 
+@with_config(_OBJECT)
 class _Fix(_Event):
     kind: Literal["fix"]
     lat: Number
     lon: Number
-    accuracy_m: Number | None = None
-    speed_mps: Number | None = None
-    bearing_deg: Number | None = None
-    altitude_m: Number | None = None
-    provider: StrictStr | None = None
+    accuracy_m: NotRequired[Number | None]
+    speed_mps: NotRequired[Number | None]
+    bearing_deg: NotRequired[Number | None]
+    altitude_m: NotRequired[Number | None]
+    provider: NotRequired[StrictStr | None]
 
 
+@with_config(_OBJECT)
 class _Activity(_Event):
     kind: Literal["activity"]
     activity: StrictStr
-    confidence: Number | None = None
+    confidence: NotRequired[Number | None]
 
 
+@with_config(_OBJECT)
 class _VehicleLink(_Event):
     kind: Literal["vehicle_link"]
     connected: StrictBool
     link: StrictStr
-    vehicle: StrictStr | None = None
+    vehicle: NotRequired[StrictStr | None]
 
 
+@with_config(_OBJECT)
 class _Label(_Event):
     kind: Literal["label"]
     start: Millis
@@ -263,20 +279,32 @@ class _Label(_Event):
     mode: StrictStr
 
 
+@with_config(_OBJECT)
 class _Feedback(_Event):
     kind: Literal["feedback"]
     parked_at: Millis
     lat: Number
     lon: Number
     parked: StrictBool
-    model_version: StrictStr | None = None
-    rules_version: StrictStr | None = None
+    model_version: NotRequired[StrictStr | None]
+    rules_version: NotRequired[StrictStr | None]
 
 
-_MODELS: dict[str, type[_Event]] = {
+_EVENTS: dict[str, type[Any]] = {
     "fix": _Fix, "activity": _Activity, "vehicle_link": _VehicleLink, "label": _Label,
     "feedback": _Feedback}
-_RENAMES = {"t": "t_ms", "start": "start_ms", "end": "end_ms", "parked_at": "parked_at_ms"}
+_ONE: dict[str, TypeAdapter[dict[str, Any]]] = {
+    k: TypeAdapter(t) for k, t in _EVENTS.items()}
+"""Each kind's validator for one event: the per-event path, where reject reasons come from."""
+_MANY: dict[str, TypeAdapter[list[dict[str, Any]]]] = {
+    k: TypeAdapter(list[t], config=ConfigDict(defer_build=True))  # type: ignore[valid-type]
+    for k, t in _EVENTS.items()}
+"""Each kind's validator for all of a batch's events of that kind, in one pydantic-core call."""
+_JSON_NAMES = {"t_ms": "t", "start_ms": "start", "end_ms": "end", "parked_at_ms": "parked_at"}
+_SCHEMA_NAMES = {v: k for k, v in _JSON_NAMES.items()}
+_ROWS = {k.name: pa.struct([(_JSON_NAMES.get(f.name, f.name), f.arrow) for f in k.fields])
+         for k in KINDS}
+"""Each kind's typed events as Arrow structs keyed by their JSON names (no ``seq``)."""
 
 
 def json_payload(event: object) -> str:
@@ -294,30 +322,83 @@ def parse_events(device_id: str, batch_id: str, events: Sequence[object], *,
     """
     check_id("device_id", device_id)
     check_id("batch_id", batch_id)
-    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in _MODELS}
+    batch = _parse_at_once(device_id, batch_id, events, source)
+    return batch if batch is not None else _parse_each(device_id, batch_id, events, source)
+
+
+def _parse_at_once(device_id: str, batch_id: str, events: Sequence[object],
+                   source: str) -> EventBatch | None:
+    """The batch if every event in it is well-formed, else None: the fast path.
+
+    Python only sorts events by kind, exactly as :func:`_parse_each` does (a discriminated
+    union would also take a Mapping or an enum for a kind); each kind's events are then typed
+    in one pydantic-core call with the fields :func:`_parse_each` uses, and that stays the one
+    source of rejects and their reasons.
+    """
+    # 100 orjson-loaded fixes with int times, 2-core box: ~0.34 ms this way, ~0.37 ms through
+    # _parse_each, ~0.87 ms for the pydantic BaseModel loop both replaced (ISO times: +0.13 ms).
+    if not isinstance(events, list | tuple):  # an iterator would be used up for the fallback
+        return None
+    seqs: dict[str, list[int]] = {}
+    for seq, event in enumerate(events):
+        kind = _known_kind(event)
+        if kind is None:
+            return None
+        seqs.setdefault(kind, []).append(seq)
+    typed = {}
+    for kind, mine in seqs.items():
+        try:
+            typed[kind] = _MANY[kind].validate_python(
+                events if len(seqs) == 1 else [events[i] for i in mine])
+        except ValidationError:
+            return None
+    return _batch(device_id, batch_id, source, {k: (seqs[k], typed[k]) for k in _EVENTS
+                                                if k in seqs}, [])
+
+
+def _parse_each(device_id: str, batch_id: str, events: Sequence[object],
+                source: str) -> EventBatch:
+    """The batch typed one event at a time: the obvious path, and the one that explains."""
+    rows: dict[str, tuple[list[int], list[dict[str, Any]]]] = {k: ([], []) for k in _EVENTS}
     rejects: list[dict[str, Any]] = []
     for seq, event in enumerate(events):
-        kind = event.get("kind") if isinstance(event, dict) else None
-        model = _MODELS.get(kind) if isinstance(kind, str) else None
-        if model is None:
+        kind = _known_kind(event)
+        if kind is None:
+            claimed = event.get("kind") if isinstance(event, dict) else None
             reason, detail = ("not_an_object", "an event must be a JSON object") \
                 if not isinstance(event, dict) else \
-                ("unknown_kind", f"kind {kind!r} is not one of {', '.join(_MODELS)}")
-            rejects.append(_reject(seq, kind, reason, detail, event))
+                ("unknown_kind", f"kind {claimed!r} is not one of {', '.join(_EVENTS)}")
+            rejects.append(_reject(seq, claimed, reason, detail, event))
             continue
         try:
-            parsed = model.model_validate(event)
+            typed = _ONE[kind].validate_python(event)
         except ValidationError as exc:
             reason, detail = _explain(exc)
             rejects.append(_reject(seq, kind, reason, detail, event))
             continue
-        row = {_RENAMES.get(k, k): v for k, v in parsed.model_dump(exclude={"kind"}).items()}
-        row["seq"] = seq
-        rows[str(kind)].append(row)
-    tables = {k: pa.Table.from_pylist(r, schema=BY_NAME[k].arrow_schema)
-              for k, r in rows.items() if r}
+        rows[kind][0].append(seq)
+        rows[kind][1].append(typed)
+    return _batch(device_id, batch_id, source, {k: r for k, r in rows.items() if r[0]}, rejects)
+
+
+def _known_kind(event: object) -> str | None:
+    """The event's kind if it is an object of a known kind, else None."""
+    kind = event.get("kind") if isinstance(event, dict) else None
+    return kind if isinstance(kind, str) and kind in _EVENTS else None
+
+
+def _batch(device_id: str, batch_id: str, source: str,
+           typed: Mapping[str, tuple[list[int], Sequence[Mapping[str, object]]]],
+           rejects: list[dict[str, Any]]) -> EventBatch:
+    """A batch from each kind's seqs and typed events (keyed by JSON names) and the rejects."""
+    tables = {}
+    for kind, (seqs, rows) in typed.items():
+        columns = pa.array(rows, type=_ROWS[kind]).flatten()  # a field left out is null
+        tables[kind] = pa.Table.from_arrays([pa.array(seqs, pa.int64()), *columns],
+                                            schema=BY_NAME[kind].arrow_schema)
     return EventBatch(device_id, batch_id, source, tables,
-                      pa.Table.from_pylist(rejects, schema=QUARANTINE_SCHEMA))
+                      pa.Table.from_pylist(rejects, schema=QUARANTINE_SCHEMA) if rejects
+                      else pa.Table.from_batches([], schema=QUARANTINE_SCHEMA))
 
 
 def _reject(seq: int, kind: object, reason: str, detail: str, event: object) -> dict[str, Any]:
@@ -331,8 +412,10 @@ def _explain(exc: ValidationError) -> tuple[str, str]:
     for err in exc.errors(include_url=False):
         where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-",)))
         where = where.split(".")[0] if where else "event"
-        code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(
-            err["type"], "wrong_type")
+        column = _SCHEMA_NAMES.get(where, where)
+        code = {"missing": "missing_field", "extra_forbidden": "unknown_field",
+                "greater_than_equal": f"{column}_out_of_range",
+                "less_than_equal": f"{column}_out_of_range"}.get(err["type"], "wrong_type")
         codes.append(code)
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {msg}")
