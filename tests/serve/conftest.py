@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -127,11 +128,11 @@ def empty_store(registry_template: Path, tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-@pytest.fixture(scope="module")
-def sim_server(sim_store_path: Path, registry_template: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextmanager
+def serving_sim(sim_store_path: Path, registry_template: Path, where: Path
+                ) -> Iterator[Server]:
     """A server over a copy of the simulated store, models registered, version 1 serving."""
-    store = tmp_path_factory.mktemp("sim-served") / "store"
+    store = where / "store"
     shutil.copytree(sim_store_path, store)
     shutil.copytree(registry_template / "registry", store / "registry")
     server = Server(store)
@@ -139,3 +140,11 @@ def sim_server(sim_store_path: Path, registry_template: Path,
         yield server.wait_ready()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def sim_server(sim_store_path: Path, registry_template: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serving_sim(sim_store_path, registry_template,
+                     tmp_path_factory.mktemp("sim-served")) as server:
+        yield server

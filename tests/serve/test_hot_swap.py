@@ -3,7 +3,6 @@ model while requests keep coming, with none failed and none stalled."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import run_cli
-from tests.serve.conftest import Server
+from tests.serve.conftest import Server, serving_sim
 from tests.serve.test_live import drive_then_park
 
 DEVICE = "sim-default-s11-0000"
@@ -22,14 +21,10 @@ DEVICE = "sim-default-s11-0000"
 @pytest.fixture(scope="module")
 def server(sim_store_path: Path, registry_template: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    store = tmp_path_factory.mktemp("hot-swap") / "store"
-    shutil.copytree(sim_store_path, store)
-    shutil.copytree(registry_template / "registry", store / "registry")
-    s = Server(store)
-    try:
-        yield s.wait_ready()
-    finally:
-        s.stop()
+    """A server of its own: the test moves the champion."""
+    with serving_sim(sim_store_path, registry_template,
+                     tmp_path_factory.mktemp("hot-swap")) as s:
+        yield s
 
 
 class Load:
