@@ -5,7 +5,9 @@ The phones send with the server's admin token (which may write for any device), 
 can take a device's own token with ``parkloop device token`` while they stream. With ``speed``
 set, a batch leaves when its phone would have sent it, with ``speed`` simulated seconds passing
 per wall second; without it, as fast as the server takes them. Sending starts once the server
-answers ``/readyz``.
+answers ``/readyz``. Batch ids are the simulator's prefixed with the run's first day
+(``20250310.20250309-0000``): the simulator numbers batches per UTC day from 0 in every run,
+so a run continuing an earlier one would otherwise reuse the ids of the day they share.
 """
 
 from __future__ import annotations
@@ -69,11 +71,13 @@ def stream(url: str, admin_token: str, *, devices: int, days: int, seed: int = 0
     runs = [simulate_device(world, sc, seed, i, days, start, label_share)
             for i in range(devices)]
     return asyncio.run(_send_all(url.rstrip("/"), admin_token, [
-        (r.device_id, r.sent.batches) for r in runs], speed, concurrency, on_batch))
+        (r.device_id, r.sent.batches) for r in runs], f"{start:%Y%m%d}.", speed, concurrency,
+        on_batch))
 
 
 async def _send_all(url: str, admin_token: str,
-                    devices: list[tuple[str, list[EventBatch]]], speed: float | None,
+                    devices: list[tuple[str, list[EventBatch]]], prefix: str,
+                    speed: float | None,
                     concurrency: int, on_batch: Callable[[], None] | None) -> StreamSummary:
     started = time.perf_counter()
     admin = {"Authorization": f"Bearer {admin_token}"}
@@ -87,7 +91,7 @@ async def _send_all(url: str, admin_token: str,
                 if speed:
                     due = started + (_sent_at(batch) - first) / 1000.0 / speed
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                body = {"batch_id": batch.batch_id, "events": batch_events(batch)}
+                body = {"batch_id": prefix + batch.batch_id, "events": batch_events(batch)}
                 async with limit:
                     r = await client.post(f"/v1/devices/{device}/events", json=body,
                                           headers=admin)
