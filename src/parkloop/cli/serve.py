@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Annotated
 
 import typer
 
 from parkloop.cli._common import DEFAULT, StoreOpt, err
+from parkloop.errors import ServingError
+from parkloop.store import Store
 
 STORE_ENV = "PARKLOOP_SERVE_STORE"
 CORS_ENV = "PARKLOOP_SERVE_CORS"
@@ -32,7 +35,12 @@ def serve(store: StoreOpt = DEFAULT,
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
 
-    store.mkdir(parents=True, exist_ok=True)
+    Store.create(store).close()  # a store held by another process: one line, not a traceback
+    with socket.socket() as probe:  # something answering there already: say so in one line
+        probe.settimeout(0.5)
+        if port and probe.connect_ex((host if host not in ("0.0.0.0", "::") else "127.0.0.1",
+                                      port)) == 0:
+            raise ServingError(f"cannot listen on {host}:{port}: another program is using it")
     os.environ[STORE_ENV] = str(store.resolve())
     os.environ[CORS_ENV] = ",".join(cors_origin or [])
     err.print(f"parkloop serving {store} on http://{host}:{port} (docs at /docs)",

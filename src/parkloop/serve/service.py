@@ -248,7 +248,7 @@ class Service:
         live = self.live
         if live is not None and version == live.model_version:
             return
-        if version == self._refused:
+        if live is not None and version is not None and version == self._refused:
             return
         try:
             champion = None if version is None else Champion(
