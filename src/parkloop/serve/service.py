@@ -161,12 +161,12 @@ class Service:
 
     # --- auth -----------------------------------------------------------------------------
 
-    def device_of(self, token_digest: bytes) -> str | None:
-        """The device a token digest belongs to. A miss looks at the token file's version
-        first (microseconds), so a token issued by `parkloop device token` a moment ago works
-        at once; a replaced token stops working within :data:`CHAMPION_POLL_S`."""
+    def device_of(self, token_digest: bytes, *, recheck: bool = True) -> str | None:
+        """The device a token digest belongs to. With ``recheck``, a miss looks at the token
+        file's version (microseconds), so a token issued by `parkloop device token` a moment
+        ago works at once; a replaced token stops working within :data:`CHAMPION_POLL_S`."""
         device = self._device_map.get(token_digest)
-        if device is None and self.tokens.changed():
+        if device is None and recheck and self.tokens.changed():
             self._device_map = self.tokens.snapshot()
             device = self._device_map.get(token_digest)
         return device
