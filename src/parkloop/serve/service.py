@@ -125,9 +125,10 @@ class Service:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        # The pipeline thread runs long stretches of Python; with the default 5 ms switch
-        # interval every DuckDB call of the writer (which gives up the GIL) and every request
-        # waits up to 5 ms to get it back, so commits took 60 ms instead of 12
+        # the pipeline thread runs long stretches of Python: a short switch interval hands the
+        # GIL back sooner to requests and to the writer between its DuckDB calls (measured
+        # under ingestion load, commits still took 60-70 ms against 12 ms alone: the lock is
+        # contended, see docs/serving.md)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._store = Store.create(self.store_path)
         self.committed = int(self._store.scalar(
