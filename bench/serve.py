@@ -70,10 +70,11 @@ from typing import Any
 
 import httpx
 
+from procs import TICK, busy_cpu_s, tree
+
 BENCH = Path(__file__).resolve().parent
 REPORT_LUA = BENCH / "serve_report.lua"
 INGEST_LUA = BENCH / "serve_ingest.lua"
-TICK = os.sysconf("SC_CLK_TCK")
 DAY_MS = 86_400_000
 BATCH = 100
 """fixes per POSTed batch"""
@@ -88,25 +89,8 @@ TARGETS = {"car_rps": 5000.0, "car_p99_ms": 10.0, "car_over_healthz": 0.80,
 # --- processes and CPU --------------------------------------------------------------------
 
 def tree_cpu(root: int) -> dict[int, float]:
-    """``root`` and its descendants: pid -> CPU seconds used (utime + stime)."""
-    children: dict[int, list[int]] = {}
-    used: dict[int, float] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()  # the name may hold spaces
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICK
-    out, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in used:
-            out[pid] = used[pid]
-        todo += children.get(pid, [])
-    return out
+    """``root`` and its descendants: pid -> CPU seconds used."""
+    return {pid: cpu for pid, (_, cpu) in tree(root).items()}
 
 
 def thread_cpu(pids: list[int]) -> dict[tuple[int, int, str], float]:
@@ -127,14 +111,6 @@ def thread_cpu(pids: list[int]) -> dict[tuple[int, int, str], float]:
             name = head.split(b"(", 1)[1].decode(errors="replace")
             out[(pid, int(tid), name)] = (int(fields[11]) + int(fields[12])) / TICK
     return out
-
-
-def busy_cpu_s() -> float:
-    """CPU seconds the whole machine has spent busy since boot (all cores)."""
-    with open("/proc/stat") as f:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-            int, f.readline().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / TICK
 
 
 def free_port() -> int:

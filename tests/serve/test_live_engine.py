@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parkloop.facts.features import ON_FOOT, Signals
-from parkloop.facts.pipeline import Fixes, device_facts
+from parkloop.facts.build import read_device
+from parkloop.facts.pipeline import device_facts
 from parkloop.facts.rules import load_rules
 from parkloop.interpret.parking import car_answer
 from parkloop.serve.live import Champion, Live
@@ -27,23 +27,7 @@ CHAMPION = Champion("7", rule_model(10.0))
 
 def batch_view(store: Store, device: str, upto: int) -> tuple[list[dict[str, Any]], Any]:
     """(judged leg ends, answer) of a batch build of ``device``'s batches up to ``upto``."""
-    con = store.con
-    f = con.execute("""SELECT t_ms, lat, lon, accuracy_m, altitude_m FROM raw_fix
-                       WHERE device_id = ? AND batch_no <= ? ORDER BY batch_no, seq""",
-                    [device, upto]).fetchnumpy()
-    links = con.execute("""SELECT t_ms, connected FROM raw_vehicle_link
-                           WHERE device_id = ? AND batch_no <= ? ORDER BY t_ms, connected""",
-                        [device, upto]).fetchnumpy()
-    acts = con.execute("""SELECT t_ms, activity FROM raw_activity
-                          WHERE device_id = ? AND batch_no <= ? ORDER BY t_ms, activity""",
-                       [device, upto]).fetchnumpy()
-    floats = [np.ma.filled(np.ma.asarray(f[c], dtype=float), np.nan)
-              for c in ("accuracy_m", "altitude_m")]
-    fixes = Fixes(np.asarray(f["t_ms"], np.int64), np.asarray(f["lat"], float),
-                  np.asarray(f["lon"], float), *floats, np.arange(len(f["t_ms"])))
-    signals = Signals(np.asarray(links["t_ms"], np.int64), np.asarray(links["connected"], bool),
-                      np.asarray(acts["t_ms"], np.int64),
-                      np.isin(np.asarray(acts["activity"], object), ON_FOOT))
+    fixes, signals = read_device(store, device, upto_batch=upto)
     facts = device_facts(device, fixes, signals, RULES).tables
     newest = int(fixes.t_ms.max())
     ends = facts["facts_leg_end"]

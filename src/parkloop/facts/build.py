@@ -63,19 +63,25 @@ def ensure_tables(store: Store) -> None:
 
 
 def read_device(store: Store, device_id: str,
-                con: duckdb.DuckDBPyConnection | None = None) -> tuple[Fixes, Signals]:
+                con: duckdb.DuckDBPyConnection | None = None, *,
+                upto_batch: int | None = None) -> tuple[Fixes, Signals]:
     """One device's raw fixes (arrival order = batch_no, seq) and phone signals (``con``: a
-    cursor of the store's connection, for reading from another thread)."""
+    cursor of the store's connection, for reading from another thread), from every batch or
+    those up to ``upto_batch``."""
     con = store.con if con is None else con
+    args = [device_id, np.iinfo(np.int64).max if upto_batch is None else upto_batch]
     f = con.execute("""SELECT t_ms, lat, lon, accuracy_m, altitude_m FROM raw_fix
-                       WHERE device_id = ? ORDER BY batch_no, seq""", [device_id]).fetchnumpy()
-    links = con.execute("""SELECT t_ms, connected FROM raw_vehicle_link WHERE device_id = ?
-                           ORDER BY t_ms, connected""", [device_id]).fetchnumpy()
-    acts = con.execute("""SELECT t_ms, activity FROM raw_activity WHERE device_id = ?
-                          ORDER BY t_ms, activity""", [device_id]).fetchnumpy()
+                       WHERE device_id = ? AND batch_no <= ? ORDER BY batch_no, seq""",
+                    args).fetchnumpy()
+    links = con.execute("""SELECT t_ms, connected FROM raw_vehicle_link
+                           WHERE device_id = ? AND batch_no <= ? ORDER BY t_ms, connected""",
+                        args).fetchnumpy()
+    acts = con.execute("""SELECT t_ms, activity FROM raw_activity
+                          WHERE device_id = ? AND batch_no <= ? ORDER BY t_ms, activity""",
+                       args).fetchnumpy()
     fixes = Fixes(np.asarray(f["t_ms"], np.int64), np.asarray(f["lat"], np.float64),
-                  np.asarray(f["lon"], np.float64), _floats(f["accuracy_m"]),
-                  _floats(f["altitude_m"]), np.arange(len(f["t_ms"]), dtype=np.int64))
+                  np.asarray(f["lon"], np.float64), nullable_floats(f["accuracy_m"]),
+                  nullable_floats(f["altitude_m"]), np.arange(len(f["t_ms"]), dtype=np.int64))
     signals = Signals(np.asarray(links["t_ms"], np.int64),
                       np.asarray(links["connected"], bool),
                       np.asarray(acts["t_ms"], np.int64),
@@ -83,7 +89,7 @@ def read_device(store: Store, device_id: str,
     return fixes, signals
 
 
-def _floats(a: object) -> np.ndarray:
+def nullable_floats(a: object) -> np.ndarray:
     """A numeric column with NULLs as NaN."""
     return np.ma.filled(np.ma.asarray(a, dtype=np.float64), np.nan)
 

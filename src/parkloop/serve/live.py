@@ -27,6 +27,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parkloop.facts.build import nullable_floats
 from parkloop.facts.features import ON_FOOT, Signals
 from parkloop.facts.incremental import DeviceStream
 from parkloop.facts.tables import SCHEMAS
@@ -101,10 +102,6 @@ class Live:
         """the last raw batch number taken in"""
         self.answers: dict[str, bytes] = {}
         """device -> its car answer as JSON bytes (what ``GET .../car`` returns)"""
-        self.answered_at: dict[str, int] = {}
-        """device -> wall time (ms) its answer last changed"""
-        self.emitted: Counter[str] = Counter()
-        """final fact rows and judgements made so far, by table"""
         self._devices: dict[str, _Device] = {}
         self._open_ends: dict[str, pa.Table] = {}
         """device -> its open leg ends decided by now, and their p(parked)"""
@@ -188,8 +185,6 @@ class Live:
         judged = self._judge(updates)
         changed = self._answer(touched, now_ms)
         self.watermark = hi
-        self.emitted.update(facts)
-        self.emitted["judgements"] += judged
         return CycleReport(hi - lo, sum(len(f[0]) for f in fixes.values()), len(touched),
                            dict(facts), judged, changed, time.perf_counter() - start)
 
@@ -335,7 +330,8 @@ def _read_new(con: duckdb.DuckDBPyConnection, lo: int, hi: int
         fixes[device] = (np.asarray(f["t_ms"][sl], np.int64),
                          np.asarray(f["lat"][sl], np.float64),
                          np.asarray(f["lon"][sl], np.float64),
-                         _floats(f["accuracy_m"][sl]), _floats(f["altitude_m"][sl]))
+                         nullable_floats(f["accuracy_m"][sl]),
+                         nullable_floats(f["altitude_m"][sl]))
     links = con.execute("""SELECT device_id, t_ms, connected FROM raw_vehicle_link
                            WHERE batch_no > ? AND batch_no <= ?
                            ORDER BY device_id, t_ms, connected""", [lo, hi]).fetchnumpy()
@@ -363,10 +359,6 @@ def _groups(devices: Any) -> list[tuple[str, slice]]:
     starts = np.concatenate([[0], cut])
     ends = np.concatenate([cut, [len(d)]])
     return [(str(d[s]), slice(int(s), int(e))) for s, e in zip(starts, ends, strict=True)]
-
-
-def _floats(a: object) -> np.ndarray:
-    return np.ma.filled(np.ma.asarray(a, dtype=np.float64), np.nan)
 
 
 def _iso(ms: int | None) -> str | None:
