@@ -7,7 +7,17 @@ import sys
 import typer
 
 from parkloop import __version__
-from parkloop.cli import device, facts, imports, model, quarantine, serve, simulate, status
+from parkloop.cli import (
+    device,
+    facts,
+    imports,
+    loop,
+    model,
+    quarantine,
+    serve,
+    simulate,
+    status,
+)
 from parkloop.cli._common import err
 from parkloop.errors import ParkloopError
 
@@ -24,6 +34,7 @@ app.add_typer(facts.app, name="facts")
 app.add_typer(facts.export_app, name="export")
 app.add_typer(model.app, name="model")
 app.add_typer(device.app, name="device")
+app.add_typer(loop.app, name="loop")
 app.command("simulate")(simulate.simulate)
 app.command("status")(status.status)
 app.command("quarantine")(quarantine.quarantine)

@@ -14,6 +14,7 @@ from parkloop.store import Store
 
 STORE_ENV = "PARKLOOP_SERVE_STORE"
 CORS_ENV = "PARKLOOP_SERVE_CORS"
+LOOP_ENV = "PARKLOOP_SERVE_LOOP_INTERVAL"
 
 
 def serve(store: StoreOpt = DEFAULT,
@@ -22,12 +23,17 @@ def serve(store: StoreOpt = DEFAULT,
           cors_origin: Annotated[list[str] | None, typer.Option(
               "--cors-origin", help="Allow browser calls from this origin (repeatable); "
               "CORS is off without it.")] = None,
-          access_log: Annotated[bool, typer.Option(help="Log every request.")] = False) -> None:
+          access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+          loop_interval: Annotated[float | None, typer.Option(
+              "--loop-interval", min=0, metavar="SECONDS",
+              help="Seconds between closed-loop passes (0: only on POST /v1/loop/run); "
+              "default: schedule.interval_s of <store>/loop.toml (300).")] = None) -> None:
     """Serve the API: ingest events, answer "where is my car?", publish models.
 
     The server is the store's only writer while it runs (`parkloop model publish` and
     `parkloop device token` still work beside it). At start it replays the raw log into the
-    live pipeline (`/readyz` answers 503 until done); if no admin token is set in
+    live pipeline (`/readyz` answers 503 until done). The closed loop runs in the
+    background (`parkloop loop history` shows its passes). If no admin token is set in
     PARKLOOP_ADMIN_TOKEN, one is generated into the store and printed once. API docs at
     http://HOST:PORT/docs.
     """
@@ -43,6 +49,7 @@ def serve(store: StoreOpt = DEFAULT,
             raise ServingError(f"cannot listen on {host}:{port}: another program is using it")
     os.environ[STORE_ENV] = str(store.resolve())
     os.environ[CORS_ENV] = ",".join(cors_origin or [])
+    os.environ[LOOP_ENV] = "" if loop_interval is None else str(loop_interval)
     err.print(f"parkloop serving {store} on http://{host}:{port} (docs at /docs)",
               highlight=False)
     Granian("parkloop.serve.app:from_env", factory=True, address=host, port=port,

@@ -34,6 +34,10 @@ def simulate(
     admin_token: Annotated[str | None, typer.Option(
         envvar="PARKLOOP_ADMIN_TOKEN", help="With --to: the server's admin token, to register"
         " the devices (or set PARKLOOP_ADMIN_TOKEN).")] = None,
+    feedback_share: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="With --to: share of people who also use the app: after each "
+        "batch they ask where their car is, say yes or no to each new answer (they know where "
+        "they parked) and report parkings it missed, as feedback.")] = 0.0,
     json: JsonOpt = False,
 ) -> None:
     """Write synthetic phone streams (fixes, activity, car links, labels) into the store as raw
@@ -48,6 +52,9 @@ def simulate(
     except ValueError:
         raise typer.BadParameter(f"{start!r} is not a date like 2025-03-03",
                                  param_hint="--start") from None
+    if to is None and feedback_share:
+        raise typer.BadParameter("needs --to: only phones sending to a server give feedback",
+                                 param_hint="--feedback-share")
     if to is not None:
         from parkloop.simulate.stream import stream
 
@@ -58,7 +65,8 @@ def simulate(
             task = bar.add_task(f"streaming {devices} devices x {days} days to {to}")
             sent = stream(to, admin_token, devices=devices, days=days, seed=seed,
                           scenario=scenario, label_share=label_share, start=first_day,
-                          speed=speed or None, on_batch=lambda: bar.advance(task))
+                          speed=speed or None, feedback_share=feedback_share,
+                          on_batch=lambda: bar.advance(task))
         if json:
             print_json(asdict(sent))
         else:

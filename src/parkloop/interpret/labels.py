@@ -9,6 +9,11 @@ A vehicle-leg end is labelled by the person's own statements:
 - a ``feedback`` event ("yes, I parked here" / "no") about a parking answer within the same
   distance and time; feedback, being explicit, overrides a label.
 
+Feedback its own device's raw data contradicts is left out (:func:`feedback_checks`): a
+person's word cannot put their phone where its fixes say it was not. That, the per-device cap
+of the spec's ``max_labels_per_device`` and tokens that let a device speak only for itself are
+the guard against poisoned labels.
+
 Each label event labels at most one leg end at its end (the nearest in time) and each leg
 end takes its nearest label. A leg end strictly inside a labelled non-car segment (before
 its last :data:`MATCH_S` seconds) is a negative too: the bus or train halted there, nobody
@@ -29,10 +34,37 @@ MATCH_S = 300
 """largest time between a statement and the leg end it labels, s"""
 MATCH_M = 300.0
 """largest distance between them, m"""
+FEEDBACK_MAX_M = 1000.0
+"""feedback about a place farther than this from every fix of its device around that time
+contradicts the device's own raw data, m"""
+FEEDBACK_MAX_GAP_S = 600
+"""feedback with no fix of its device this close in time cannot be checked, s"""
 
 _HAVERSINE = """2 * 6371000.0 * asin(sqrt(
     pow(sin(radians({b}.lat - {a}.lat) / 2), 2) + cos(radians({a}.lat)) * cos(radians({b}.lat))
     * pow(sin(radians({b}.lon - {a}.lon) / 2), 2)))"""
+
+
+_CHECKED = f"""
+    SELECT fb.device_id, fb.batch_no, fb.seq, fb.parked_at_ms, fb.lat, fb.lon, fb.parked,
+           CASE WHEN count(x.t_ms) = 0 THEN 'no_fix_near'
+                WHEN min({_HAVERSINE.format(a="fb", b="x")}) > {FEEDBACK_MAX_M}
+                THEN 'far_from_device'
+                ELSE 'ok' END AS verdict
+    FROM raw_feedback fb LEFT JOIN raw_fix x
+      ON x.device_id = fb.device_id
+     AND x.t_ms BETWEEN fb.parked_at_ms - {FEEDBACK_MAX_GAP_S * 1000}
+                    AND fb.parked_at_ms + {FEEDBACK_MAX_GAP_S * 1000}
+    GROUP BY ALL"""
+
+
+def feedback_checks(store: Store) -> pa.Table:
+    """Every feedback event (device_id, batch_no, seq, parked_at_ms, lat, lon, parked) with
+    its ``verdict``: ``ok``; ``far_from_device`` (every fix of the device within
+    :data:`FEEDBACK_MAX_GAP_S` of the answer's time is more than :data:`FEEDBACK_MAX_M` from
+    its place); ``no_fix_near`` (no fix that close in time: it cannot be checked). Only
+    ``ok`` feedback labels leg ends."""
+    return store.con.sql(f"{_CHECKED} ORDER BY device_id, batch_no, seq").to_arrow_table()
 
 
 def leg_end_labels(store: Store, rules_version: str) -> pa.Table:
@@ -55,7 +87,7 @@ def leg_end_labels(store: Store, rules_version: str) -> pa.Table:
                    mode = 'car' AS parked, 'label' AS source, 1 AS rank FROM label_end
             UNION ALL
             SELECT device_id, batch_no, seq, 'feedback', parked_at_ms, lat, lon, parked,
-                   'feedback', 0 FROM raw_feedback),
+                   'feedback', 0 FROM ({_CHECKED}) WHERE verdict = 'ok'),
         pairs AS (
             SELECT e.device_id, e.ended_ms, s.parked, s.mode, s.source, s.batch_no, s.seq,
                    s.rank, abs(e.ended_ms - s.at_ms) AS dt

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,7 @@ from parkloop.facts.build import build, raw_watermark
 from parkloop.facts.catalog import built_watermark
 from parkloop.facts.rules import load_rules
 from parkloop.facts.tables import table_digest
-from parkloop.interpret.dataset import TrainingSet, training_set
+from parkloop.interpret.dataset import TrainingSet, training_set, training_table
 from parkloop.interpret.endtoend import end_to_end, subset
 from parkloop.interpret.evaluate import (
     IMPORTANCE_REPEATS,
@@ -54,6 +54,12 @@ Step = Callable[[str], None]
 
 _SELECT = {"pr_auc": "pr_auc", "f1": "nested_f1"}
 """the figure each `select` of a spec compares: F1 as honestly as it is measured"""
+
+LABELS = "labels.parquet"
+"""the labelled leg ends (and raw events behind them) a version was trained on"""
+REFERENCE = "reference.parquet"
+"""a version's training reference: see :func:`reference`"""
+REFERENCE_ROWS = 5000
 
 MIN_PER_CLASS = 20
 """fewer labelled car (or other) ends than this cannot be cross-validated meaningfully"""
@@ -221,9 +227,13 @@ def label_set(labels: pa.Table) -> tuple[str, pa.Table]:
     return table_digest(seen), seen
 
 
-def gate(spec: ModelSpec, m: dict[str, float], champion: dict[str, float] | None) -> Gate:
+def gate(spec: ModelSpec, m: dict[str, float], champion: dict[str, float] | None, *,
+         unseen: dict[str, float] | None = None, min_unseen: int = 30) -> Gate:
     """The spec's publish gate on the honest figures (nested F1, PR-AUC), and the margin
-    over the champion's figure of ``select`` measured on the same people."""
+    over the champion's figure of ``select``: measured by its spec on the same people
+    (``champion``), or by the champion model itself on the leg ends it never saw
+    (``unseen``, from :func:`unseen_comparison`: at least ``min_unseen`` of them, of both
+    classes)."""
     g = spec.gate
     f1, pr_auc = m["nested_f1"], m["pr_auc"]
     reasons = []
@@ -232,8 +242,8 @@ def gate(spec: ModelSpec, m: dict[str, float], champion: dict[str, float] | None
     if not pr_auc >= g.min_pr_auc:
         reasons.append(f"PR-AUC {pr_auc:.3f} < {g.min_pr_auc}")
     figures = {"f1": f1, "pr_auc": pr_auc}
+    key = spec.train.select
     if champion is not None:
-        key = spec.train.select
         mine = m[_SELECT[key]]
         theirs = champion.get(_SELECT[key], float("nan"))
         figures |= {"champion": theirs, "challenger": mine}
@@ -242,28 +252,98 @@ def gate(spec: ModelSpec, m: dict[str, float], champion: dict[str, float] | None
         elif not mine >= theirs + g.margin:
             reasons.append(f"{key} {mine:.3f} does not beat the champion's {theirs:.3f} "
                            f"by {g.margin}")
+    if unseen is not None:
+        figures |= {f"unseen_{k}": v for k, v in unseen.items()}
+        n, cars = int(unseen["n"]), int(unseen["n_parked"])
+        mine, theirs = unseen[f"challenger_{key}"], unseen[f"champion_{key}"]
+        if n < min_unseen or cars == 0 or cars == n:
+            reasons.append(f"{n} labelled leg ends the champion never saw ({cars} car ends): "
+                           f"comparing needs {min_unseen}, of both classes")
+        elif not mine >= theirs + g.margin:
+            reasons.append(f"{key} on {n} leg ends the champion never saw: {mine:.3f} does "
+                           f"not beat the champion's {theirs:.3f} by {g.margin}")
     return Gate(not reasons, tuple(reasons), figures)
 
 
+def unseen_comparison(store: Store, champion_dir: Path, result: Evaluation, labels: pa.Table,
+                      rules_version: str) -> dict[str, float]:
+    """The champion model (as published) and the challenger (out of fold: its people held
+    out) on the labelled leg ends the champion was not trained on: how many, how many car
+    ends, and each one's PR-AUC, F1 and accuracy at its own threshold."""
+    champion = ParkedModel.load(champion_dir)
+    table = training_table(store, rules_version, labels)  # the rows of result.data, in order
+    seen_path = champion_dir / LABELS
+    seen = pq.read_table(seen_path, columns=["device_id", "ended_ms"]) if seen_path.is_file() \
+        else pa.table({"device_id": pa.array([], pa.string()),
+                       "ended_ms": pa.array([], pa.int64())})
+    keys = set(zip(seen.column("device_id").to_pylist(), seen.column("ended_ms").to_pylist(),
+                   strict=True))
+    unseen = np.array([k not in keys for k in zip(table.column("device_id").to_pylist(),
+                                                   table.column("ended_ms").to_pylist(),
+                                                   strict=True)], bool)
+    if champion.rules_version != rules_version:
+        unseen[:] = False  # facts of another rules version: nothing to compare it on
+    y = result.data.y[unseen]
+    out = {"n": float(unseen.sum()), "n_parked": float(y.sum())}
+    with one_thread():
+        theirs = champion.predict(table.filter(pa.array(unseen)))
+    for who, p, t in (("champion", theirs, champion.threshold),
+                      ("challenger", result.chosen.p[unseen], result.chosen.threshold)):
+        called = p >= t
+        fig = metrics(y, p, t)
+        out |= {f"{who}_pr_auc": fig.pr_auc, f"{who}_f1": fig.f1,
+                f"{who}_accuracy": float(np.mean(called == y)) if len(y) else float("nan")}
+    return out
+
+
+def reference(store: Store, model: ParkedModel, rows: int = REFERENCE_ROWS) -> pa.Table:
+    """What the model was trained beside: the features it reads and its p(parked) on the leg
+    ends of its rules version (at most ``rows`` of them, drawn with a fixed seed). The loop's
+    drift and answer monitors compare recent leg ends with it."""
+    ends = store.con.sql(
+        f"SELECT {', '.join(model.features)} FROM facts_leg_end WHERE rules_version = $rv "
+        "ORDER BY device_id, ended_ms", params={"rv": model.rules_version}).to_arrow_table()
+    if ends.num_rows > rows:
+        pick = np.sort(np.random.default_rng(0).choice(ends.num_rows, rows, replace=False))
+        ends = ends.take(pa.array(pick))
+    with one_thread():
+        p = model.predict(ends)
+    return ends.append_column("p_parked", pa.array(p, pa.float64()))
+
+
 def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = False,
-          step: Step = lambda _: None, actor: str = "cli") -> TrainResult:
-    """Train ``spec`` on the store's facts and labels, report, register; publish if asked
-    and the gate passes."""
+          step: Step = lambda _: None, actor: str = "cli", labels: pa.Table | None = None,
+          against: Literal["spec", "unseen"] = "spec", min_unseen: int = 30,
+          reason: str = "") -> TrainResult:
+    """Train ``spec`` on the store's facts and labels (``labels``: :func:`leg_end_labels`,
+    if already read), report, register; publish if asked and the gate passes.
+
+    The gate compares with the champion ``against`` its spec cross-validated on today's
+    people (``spec``: a new spec on the same data), or the champion model as it is on the
+    labelled leg ends it never saw, where the challenger's figures are out of fold
+    (``unseen``: the same spec on new data, which is what the loop retrains)."""
     rules = load_rules(spec.rules, store.path)
     watermark = raw_watermark(store)
     built = built_watermark(store, rules.identity)
     if built is None or built < watermark:
         step(f"building facts {rules.identity}")
         build(store, rules)
-    labels = leg_end_labels(store, rules.identity)
+    if labels is None:
+        labels = leg_end_labels(store, rules.identity)
     label_hash, seen = label_set(labels)
     result = evaluate(store, spec, rules.identity, labels, step)
     champion = registry.champion()
-    champion_figures = None
-    if champion is not None:
+    if champion is None:
+        verdict = gate(spec, result.metrics, None)
+    elif against == "spec":
         step(f"re-evaluating champion {champion} on the same people")
-        champion_figures = _champion_figures(store, registry, champion, rules.identity, labels)
-    verdict = gate(spec, result.metrics, champion_figures)
+        verdict = gate(spec, result.metrics, _champion_figures(
+            store, registry, champion, rules.identity, labels))
+    else:
+        step(f"comparing with champion {champion} on the leg ends it never saw")
+        verdict = gate(spec, result.metrics, None, unseen=unseen_comparison(
+            store, registry.artifacts(champion), result, labels, rules.identity),
+            min_unseen=min_unseen)
 
     step(f"fitting {result.chosen.name} on every labelled leg end")
     data = result.data
@@ -280,7 +360,9 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
         out = Path(tmp)
         model.save(out)
         (out / "spec.toml").write_text(spec.text, encoding="utf-8")
-        pq.write_table(seen, out / "labels.parquet")
+        pq.write_table(seen, out / LABELS)
+        step("writing the training reference")
+        pq.write_table(reference(store, model), out / REFERENCE)
         (out / "metrics.json").write_text(json.dumps(
             {"metrics": result.metrics, "gate": verdict.figures,
              "end_to_end": _jsonable(result.end_to_end)}, indent=2, sort_keys=True))
@@ -301,9 +383,10 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
         report = registry.artifacts(version) / "report.md"
     published = False
     if publish and verdict.passed:
-        registry.publish(version, reason=f"trained {time.strftime('%Y-%m-%d')}: gate passed "
-                         f"(F1 {result.metrics['nested_f1']:.3f}, PR-AUC "
-                         f"{result.metrics['pr_auc']:.3f})", actor=actor)
+        registry.publish(version, reason=reason or (
+            f"trained {time.strftime('%Y-%m-%d')}: gate passed (F1 "
+            f"{result.metrics['nested_f1']:.3f}, PR-AUC {result.metrics['pr_auc']:.3f})"),
+                         actor=actor)
         published = True
     return TrainResult(version, published, result.chosen.name, result.metrics, verdict, report,
                        lineage)
@@ -343,4 +426,5 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-__all__ = ["Gate", "TrainResult", "evaluate", "gate", "load_spec", "train"]
+__all__ = ["Gate", "TrainResult", "evaluate", "gate", "load_spec", "reference", "train",
+           "unseen_comparison"]

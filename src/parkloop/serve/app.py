@@ -146,6 +146,10 @@ class FeedbackIn(BaseModel):
         description="idempotency key; defaults to one derived from the content")
 
 
+class LoopRunOut(BaseModel):
+    started: bool
+
+
 class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device_id: str = Field(pattern=_ID, max_length=128)
@@ -255,9 +259,11 @@ def _may_write(who: str | None, device_id: str) -> None:
 
 # --- the app ------------------------------------------------------------------------------
 
-def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> FastAPI:
-    """The parkloop API over the store at ``store_path`` (started on the app's lifespan)."""
-    service = Service(store_path)
+def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
+               loop_interval_s: float | None = None) -> FastAPI:
+    """The parkloop API over the store at ``store_path`` (started on the app's lifespan);
+    ``loop_interval_s``: see :class:`Service`."""
+    service = Service(store_path, loop_interval_s=loop_interval_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
@@ -485,6 +491,28 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None) -> Fa
         return [{"name": r["name"], "identity": r["identity"],
                  "serving": r["identity"] == serving} for r in found]
 
+    @app.post("/v1/loop/run", dependencies=auth, status_code=202, response_model=LoopRunOut,
+              tags=["admin"], responses={403: {"model": Error}, 409: {"model": Error}})
+    async def loop_run(request: Request) -> dict[str, Any]:
+        """Start a loop pass now (it runs in the background: see GET /v1/loop/history)."""
+        admin_only(await who_is(request))
+        if not service.loop.trigger():
+            raise ApiError(409, "loop_running", "a loop pass is running already")
+        return {"started": True}
+
+    @app.get("/v1/loop/history", dependencies=auth, response_model=list[dict[str, Any]],
+             tags=["admin"], responses={403: {"model": Error}})
+    async def loop_history(request: Request, last: Annotated[int, Query(ge=0, le=10_000)] = 100
+                           ) -> list[dict[str, Any]]:
+        """The loop's audit records, oldest first (the ``last`` ones; 0: all): every pass's
+        monitors and thresholds, what fired, what was trained, the gate's figures, the
+        decision."""
+        admin_only(await who_is(request))
+        from parkloop.loop.audit import history
+
+        records = await asyncio.to_thread(history, service.store_path)
+        return records[-last:] if last else records
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -707,9 +735,11 @@ def from_env() -> FastAPI:
     the app by name in its worker)."""
     import os
 
-    from parkloop.cli.serve import CORS_ENV, STORE_ENV
+    from parkloop.cli.serve import CORS_ENV, LOOP_ENV, STORE_ENV
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     origins = [o for o in os.environ.get(CORS_ENV, "").split(",") if o]
-    return create_app(Path(os.environ[STORE_ENV]), cors_origins=origins)
+    interval = os.environ.get(LOOP_ENV)
+    return create_app(Path(os.environ[STORE_ENV]), cors_origins=origins,
+                      loop_interval_s=float(interval) if interval else None)

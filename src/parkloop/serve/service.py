@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,11 +32,16 @@ from parkloop.errors import ParkloopError
 from parkloop.facts.rules import DEFAULT_RULES, RulesVersion, load_rules
 from parkloop.interpret.model import ParkedModel
 from parkloop.interpret.registry import Registry
+from parkloop.loop.config import load_config
 from parkloop.raw.log import StoreResult
 from parkloop.serve.ingest import Writer
 from parkloop.serve.live import Champion, Live
+from parkloop.serve.loop import LoopRunner
 from parkloop.serve.tokens import TokenBook
 from parkloop.store import Store
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = logging.getLogger("parkloop.serve")
 
@@ -100,7 +106,10 @@ class Metrics:
 class Service:
     """A server's state; :meth:`start` before use, :meth:`close` after."""
 
-    def __init__(self, store_path: Path, *, rules: str = DEFAULT_RULES) -> None:
+    def __init__(self, store_path: Path, *, rules: str = DEFAULT_RULES,
+                 loop_interval_s: float | None = None) -> None:
+        """``loop_interval_s``: seconds between loop passes (0: only when asked; None: the
+        store's loop.toml)."""
         self.store_path = Path(store_path)
         self.default_rules = rules
         self.metrics = Metrics()
@@ -121,6 +130,9 @@ class Service:
         self._device_map: dict[bytes, str] = {}
         self._refused: str | None = None
         """a champion found unservable (not tried again until the champion changes)"""
+        if loop_interval_s is None:
+            loop_interval_s = load_config(self.store_path).schedule.interval_s
+        self.loop = LoopRunner(self, loop_interval_s)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -139,8 +151,10 @@ class Service:
         self._thread = threading.Thread(target=self._pipeline, name="parkloop-pipeline",
                                         daemon=True)
         self._thread.start()
+        self.loop.start()
 
     def close(self) -> None:
+        self.loop.close()
         if self._writer is not None:
             self._writer.close()
         self._stop.set()
@@ -149,6 +163,11 @@ class Service:
             self._thread.join(timeout=30)
         if self._store is not None:
             self._store.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of the store's connection, for another thread (close it after)."""
+        assert self._store is not None, "Service.start() first"
+        return self._store.con.cursor()
 
     @property
     def writer(self) -> Writer:
