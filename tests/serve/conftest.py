@@ -51,7 +51,10 @@ def free_port() -> int:
 class Server:
     """``parkloop serve`` as a subprocess; :meth:`stop` ends it as an operator would."""
 
-    def __init__(self, store: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, store: Path, *, env: dict[str, str] | None = None,
+                 loop_interval: float = 0) -> None:
+        """``loop_interval``: seconds between the server's loop passes (0: only on POST
+        /v1/loop/run, so that no pass competes with a test for the CPU)."""
         self.store = store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,7 +62,8 @@ class Server:
         self._fh = self.log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "parkloop", "serve", "--store", str(store), "--port",
-             str(self.port)], stdout=self._fh, stderr=subprocess.STDOUT,
+             str(self.port), "--loop-interval", str(loop_interval)],
+            stdout=self._fh, stderr=subprocess.STDOUT,
             env={**os.environ, "PARKLOOP_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})})
         self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -212,6 +212,25 @@ def test_a_device_token_writes_its_own_device(api: httpx.Client, own: dict[str, 
     assert feedback.json()["n_stored"] == 1
 
 
+def test_feedback_sent_again_later_is_a_duplicate(api: httpx.Client,
+                                                  own: dict[str, str]) -> None:
+    """The server stamps feedback with when it arrived; a retry a moment later, under its
+    feedback id or its content's, says the same thing and is stored once. Other content
+    under the same id is a conflict."""
+    for body in ({**FEEDBACK, "feedback_id": "retry-me", "lat": 40.1},
+                 {**FEEDBACK, "lat": 40.2}):
+        first = api.post(f"/v1/devices/{OWN}/feedback", headers=own, json=body)
+        time.sleep(0.01)
+        again = api.post(f"/v1/devices/{OWN}/feedback", headers=own, json=body)
+        assert first.json()["status"] == "stored", first.text
+        assert again.status_code == 200, again.text
+        assert (again.json()["status"], again.json()["batch_no"]) == (
+            "duplicate", first.json()["batch_no"])
+    other = api.post(f"/v1/devices/{OWN}/feedback", headers=own,
+                     json={**FEEDBACK, "feedback_id": "retry-me", "parked": False})
+    error_of(other, 409)
+
+
 @pytest.mark.parametrize("call", DEVICE_ROUTES, ids=str)
 def test_another_devices_token_learns_nothing(api: httpx.Client, own: dict[str, str],
                                               peer: dict[str, str], call: Call) -> None:

@@ -69,6 +69,8 @@ OPERATIONS = [
     ("POST", "/v1/models/{version}/publish"),
     ("POST", "/v1/models/rollback"),
     ("GET", "/v1/rules"),
+    ("POST", "/v1/loop/run"),
+    ("GET", "/v1/loop/history"),
 ]
 """the documented operations: the REST contract (a new or renamed route must be added here)"""
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -76,7 +78,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           positive_data_acceptance, negative_data_rejection]
 OPEN = ("/healthz", "/readyz")
 """operations that need no token"""
-BODY_OPERATIONS = [(m, p) for m, p in OPERATIONS if m == "POST"]
+BODY_OPERATIONS = [(m, p) for m, p in OPERATIONS if m == "POST" and p != "/v1/loop/run"]
+"""operations that read a body (starting a loop pass takes none)"""
 INT64 = (-(2**63), 2**63 - 1)
 """what the server can store as a time in ms"""
 

@@ -144,6 +144,9 @@ class FeedbackIn(BaseModel):
     feedback_id: str | None = Field(
         default=None, pattern=_ID, max_length=128,
         description="idempotency key; defaults to one derived from the content")
+    t: Annotated[int, Field(ge=-(2**53), le=2**53)] | str | None = Field(
+        default=None, description="when the person said it: ms or ISO 8601; default: when "
+        "the server received it")
 
 
 class LoopRunOut(BaseModel):
@@ -353,12 +356,44 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
                             ) -> Response:
         """Say whether a parking answer was right; stored as a raw ``feedback`` event."""
         _may_write(await who_is(request), device_id)
-        event = {"kind": "feedback", "t": int(time.time() * 1000),
-                 **feedback.model_dump(exclude={"feedback_id"}, exclude_none=True)}
+        said = feedback.model_dump(exclude={"feedback_id", "t"})
+        event = {"kind": "feedback", "t": int(time.time() * 1000) if feedback.t is None
+                 else feedback.t, **{k: v for k, v in said.items() if v is not None}}
         batch_id = feedback.feedback_id or "feedback-" + hashlib.sha256(orjson.dumps(
-            feedback.model_dump(exclude={"feedback_id"}), option=orjson.OPT_SORT_KEYS)
-        ).hexdigest()[:24]
-        return await _store(device_id, batch_id, [event])
+            said, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+        try:
+            return await _store(device_id, batch_id, [event])
+        except ApiError as exc:
+            # a retry stamped with another receiving time says the same: a duplicate
+            if exc.status != 409 or feedback.t is not None:
+                raise
+            earlier = await asyncio.to_thread(_stored_feedback, device_id, batch_id, event)
+            if earlier is None:
+                raise
+            return Response(orjson.dumps(earlier), 200, media_type=_JSON)
+
+    def _stored_feedback(device_id: str, batch_id: str, event: dict[str, Any]
+                         ) -> dict[str, Any] | None:
+        """The reply for feedback stored earlier under ``batch_id`` with the same content
+        but its receiving time, or None."""
+        con = service.cursor()
+        try:
+            row = con.execute("""
+                SELECT b.batch_no, b.n_events, f.parked_at_ms, f.lat, f.lon, f.parked,
+                       f.model_version, f.rules_version
+                FROM raw_batch b JOIN raw_feedback f ON f.batch_no = b.batch_no
+                WHERE b.device_id = ? AND b.batch_id = ?""", [device_id, batch_id]).fetchone()
+        finally:
+            con.close()
+        if row is None:
+            return None
+        parsed = parse_events(device_id, batch_id, [event]).tables["feedback"].to_pylist()[0]
+        keys = ("parked_at_ms", "lat", "lon", "parked", "model_version", "rules_version")
+        if tuple(row[2:]) != tuple(parsed[k] for k in keys):
+            return None
+        return {"device_id": device_id, "batch_id": batch_id, "status": "duplicate",
+                "batch_no": row[0], "n_events": row[1], "n_stored": 0, "n_quarantined": 0,
+                "reasons": {}, "rejected": []}
 
     async def _store(device_id: str, batch_id: str, events: list[Any]) -> Response:
         try:

@@ -1,0 +1,103 @@
+"""A store whose champion was trained on the simulator's default scenario, for the loop's
+tests, and the small spec and thresholds they declare (the shipped ones need more data than
+a test can simulate in seconds)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from parkloop.interpret.spec import SHIPPED
+from tests.conftest import run_cli
+
+DEVICES, DAYS, LABEL_SHARE = "12", "7", "0.6"
+SHIFT_START = "2025-03-10"
+"""the shifted scenario's people start the day after the default week ends"""
+
+LOOP_TOML = """
+[schedule]
+min_retrain_interval_s = 0
+[monitors.drift]
+min_samples = 30
+[monitors.accuracy]
+min_samples = 20
+[monitors.parked_share]
+min_samples = 30
+[monitors.confidence]
+min_samples = 30
+[gate]
+min_unseen = 20
+[rollback]
+min_samples = 10
+"""
+
+
+def small_spec() -> str:
+    """The shipped spec with the rule baseline and logistic regression only, three folds and
+    lower floors: trains in seconds on a week of twelve simulated people."""
+    text = (SHIPPED / "parked.toml").read_text()
+    text = text[:text.index("[learners.boosting]")] + text[text.index("[train]"):]
+    for old, new in (("folds = 5 ", "folds = 3 "), ("min_f1 = 0.60", "min_f1 = 0.40"),
+                     ("min_pr_auc = 0.60", "min_pr_auc = 0.40")):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture(scope="session")
+def default_champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store: twelve people of the default scenario for a week, and version 1 trained on
+    them and published (copy it before use)."""
+    store = tmp_path_factory.mktemp("loop") / "store"
+    run_cli("simulate", "--devices", DEVICES, "--days", DAYS, "--label-share", LABEL_SHARE,
+            store=store)
+    (store / "specs").mkdir()
+    (store / "specs" / "parked.toml").write_text(small_spec())
+    (store / "loop.toml").write_text(LOOP_TOML)
+    run_cli("model", "train", "--publish", store=store)
+    return store
+
+
+@pytest.fixture
+def champion_store(default_champion: Path, tmp_path: Path) -> Path:
+    shutil.copytree(default_champion, tmp_path / "store")
+    return tmp_path / "store"
+
+
+def simulate_shifted(store: Path) -> None:
+    run_cli("simulate", "--scenario", "shifted", "--devices", DEVICES, "--days", DAYS,
+            "--label-share", LABEL_SHARE, "--start", SHIFT_START, store=store)
+
+
+def truth_f1(store: Path, version: str, devices_like: str = "sim-shifted-%") -> float:
+    """F1 of ``version``'s parked calls on the leg ends of ``devices_like`` against the
+    simulator's ground truth (a call is right within 300 s and 300 m of a true parking)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from parkloop.interpret.model import ParkedModel
+    from parkloop.interpret.registry import Registry
+    from parkloop.store import Store
+
+    model = ParkedModel.load(Registry(store).artifacts(version))
+    with Store.open(store, read_only=True) as s:
+        ends = s.con.sql("SELECT * FROM facts_leg_end WHERE rules_version = $rv AND device_id "
+                         "LIKE $d", params={"rv": model.rules_version, "d": devices_like}
+                         ).to_arrow_table()
+        called = ends.filter(pa.array(model.predict(ends) >= model.threshold)).select(
+            ["device_id", "ended_ms", "lat", "lon"])
+        s.con.register("called", called)
+        near = """abs(c.ended_ms - t.parked_at_ms) <= 300000 AND 2 * 6371000.0 * asin(sqrt(
+            pow(sin(radians(t.lat - c.lat) / 2), 2) + cos(radians(c.lat))
+            * cos(radians(t.lat)) * pow(sin(radians(t.lon - c.lon) / 2), 2))) <= 300"""
+        precision, recall = s.con.execute(f"""
+            SELECT (SELECT avg((EXISTS (SELECT 1 FROM truth.parking t
+                                        WHERE t.device_id = c.device_id AND {near}))::INT)
+                    FROM called c),
+                   (SELECT avg((EXISTS (SELECT 1 FROM called c
+                                        WHERE t.device_id = c.device_id AND {near}))::INT)
+                    FROM truth.parking t WHERE t.device_id LIKE $d)""",
+                                          {"d": devices_like}).fetchone()
+    return float(np.nan_to_num(2 * precision * recall / (precision + recall)))
