@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 from parkloop.facts.build import build
@@ -161,3 +163,45 @@ def test_empty_features_are_left_out(tmp_path: Path, sim_store_path: Path) -> No
         build(store, rules)
         data = training_set(store, rules.identity)
     assert not np.all(np.isnan(data.X), axis=0).any()
+
+
+def test_permutation_drops_agree_with_sklearn() -> None:
+    """The batched permutation importance measures what sklearn's does (up to the shuffles
+    drawn): the feature the target depends on most drops most, noise features about 0."""
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import average_precision_score
+
+    from parkloop.interpret.evaluate import permutation_drops
+    from parkloop.interpret.model import make_learner
+    from parkloop.interpret.spec import Logistic
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 6))
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(size=600)) > 0.8
+    model = make_learner(Logistic(kind="logistic", C=0.3), tuple("abcdef"), "sigmoid").fit(
+        X[:300], y[:300])
+    mine = permutation_drops(model, X[300:], y[300:], repeats=30)
+    theirs = permutation_importance(
+        model, X[300:], y[300:], n_repeats=30, random_state=0,
+        scoring=lambda m, x, t: average_precision_score(t, m.predict_proba(x)[:, 1])
+    ).importances_mean
+    assert np.argmax(mine) == 0
+    assert mine[0] > mine[1] > 0.02
+    np.testing.assert_allclose(mine, theirs, atol=0.03)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([0.0, 0.1, 0.5, 0.5, 0.9, 1.0])),
+                min_size=1, max_size=40))
+def test_average_precision_is_sklearns(rows: list[tuple[bool, float]]) -> None:
+    """Ties included (few distinct scores), and NaN where nothing is positive."""
+    from sklearn.metrics import average_precision_score
+
+    from parkloop.interpret.evaluate import average_precision
+
+    y = np.array([r[0] for r in rows])
+    p = np.array([r[1] for r in rows])
+    if not y.any():
+        assert np.isnan(average_precision(y, p))
+    else:
+        assert average_precision(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)

@@ -60,15 +60,27 @@ def default_champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
+@pytest.fixture(scope="session")
+def shifted(default_champion: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`default_champion` after twelve people of the shifted scenario sent their next
+    week (copy it before use)."""
+    store = tmp_path_factory.mktemp("loop-shifted") / "store"
+    shutil.copytree(default_champion, store)
+    run_cli("simulate", "--scenario", "shifted", "--devices", DEVICES, "--days", DAYS,
+            "--label-share", LABEL_SHARE, "--start", SHIFT_START, store=store)
+    return store
+
+
 @pytest.fixture
 def champion_store(default_champion: Path, tmp_path: Path) -> Path:
     shutil.copytree(default_champion, tmp_path / "store")
     return tmp_path / "store"
 
 
-def simulate_shifted(store: Path) -> None:
-    run_cli("simulate", "--scenario", "shifted", "--devices", DEVICES, "--days", DAYS,
-            "--label-share", LABEL_SHARE, "--start", SHIFT_START, store=store)
+@pytest.fixture
+def shifted_store(shifted: Path, tmp_path: Path) -> Path:
+    shutil.copytree(shifted, tmp_path / "store")
+    return tmp_path / "store"
 
 
 def truth_f1(store: Path, version: str, devices_like: str = "sim-shifted-%") -> float:

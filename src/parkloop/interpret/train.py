@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.inspection import permutation_importance
 
 from parkloop.errors import ModelError
 from parkloop.facts.build import build, raw_watermark
@@ -29,13 +28,12 @@ from parkloop.facts.tables import table_digest
 from parkloop.interpret.dataset import TrainingSet, training_set, training_table
 from parkloop.interpret.endtoend import end_to_end, subset
 from parkloop.interpret.evaluate import (
-    IMPORTANCE_REPEATS,
     Scores,
-    _average_precision,
     best_threshold,
     cross_validate,
     metrics,
     nested_threshold_f1,
+    permutation_drops,
 )
 from parkloop.interpret.labels import leg_end_labels
 from parkloop.interpret.model import ParkedModel, make_learner, one_thread
@@ -202,9 +200,8 @@ def _end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: Trainin
         test = chosen.fold == k
         model = make().fit(data.X[~test & train_rows], data.y[~test & train_rows])
         if data.y[test].any() and not data.y[test].all():
-            drops.append(permutation_importance(
-                model, data.X[test], data.y[test], scoring=_average_precision,
-                n_repeats=IMPORTANCE_REPEATS, random_state=spec.train.seed).importances_mean)
+            drops.append(permutation_drops(model, data.X[test], data.y[test],
+                                           seed=spec.train.seed))
         held_out = sorted(set(data.groups[test].tolist()))
         ends = store.con.sql(
             f"SELECT device_id, ended_ms AS t_ms, lat, lon, {', '.join(data.features)} "

@@ -158,7 +158,7 @@ class Person:
         self.named |= near
         parked = bool(near.any())
         return Statement("yes" if parked else "no", _body(
-            f"fb-{at}-{'y' if parked else 'n'}", at, lat, lon, parked, answer))
+            f"fb-{at}-{'y' if parked else 'n'}", at, lat, lon, parked, answer, sent_until_ms))
 
     def missed(self, answer: Mapping[str, Any], sent_from_ms: int, sent_until_ms: int
                ) -> list[Statement]:
@@ -169,7 +169,7 @@ class Person:
         self.reported[due] = True
         return [Statement("missed", _body(
             f"fb-{int(self.parked_ms[i])}-missed", int(self.parked_ms[i]), float(self.lat[i]),
-            float(self.lon[i]), True, answer)) for i in due]
+            float(self.lon[i]), True, answer, sent_until_ms)) for i in due]
 
     def due(self, sent_from_ms: int, sent_until_ms: int) -> npt.NDArray[np.bool_]:
         """The true parkings :meth:`missed` would report now unless an answer names them."""
@@ -178,8 +178,10 @@ class Person:
 
 
 def _body(feedback_id: str, at_ms: int, lat: float, lon: float, parked: bool,
-          answer: Mapping[str, Any]) -> dict[str, Any]:
-    return {"feedback_id": feedback_id, "parked_at": at_ms, "lat": lat, "lon": lon,
+          answer: Mapping[str, Any], said_ms: int) -> dict[str, Any]:
+    """The feedback, said at the phone's simulated time ``said_ms``."""
+    return {"feedback_id": feedback_id, "t": said_ms, "parked_at": at_ms, "lat": lat,
+            "lon": lon,
             "parked": parked, "model_version": answer.get("model_version"),
             "rules_version": answer.get("rules_version")}
 
