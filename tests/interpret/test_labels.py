@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 
 from parkloop.facts.build import build
 from parkloop.facts.rules import load_rules
-from parkloop.interpret.labels import leg_end_labels
+from parkloop.interpret.labels import feedback_checks, leg_end_labels
 from parkloop.raw.events import parse_events
 from parkloop.raw.log import store_batch
 from parkloop.simulate import simulate
@@ -68,3 +68,56 @@ def test_feedback_overrides_a_label_and_unlabelled_ends_stay_out(tmp_path: Path,
                     "source": "feedback", "batch_no": row[0]["batch_no"], "seq": 0}]
     n_ends = len({(r["device_id"], r["ended_ms"]) for r in before.to_pylist()})
     assert after.num_rows in (n_ends, n_ends + 1)
+
+
+def test_feedback_its_own_device_contradicts_is_left_out(tmp_path: Path,
+                                                         sim_store_path: Path) -> None:
+    """The poisoning guard: "I parked here" about a place 5 km from every fix the phone sent
+    around that time, or about a time it sent no fix near, labels nothing; the same
+    statement where the phone was does."""
+    path = tmp_path / "s"
+    shutil.copytree(sim_store_path, path)
+    with Store.open(path) as store:
+        rules = load_rules("v1")
+        build(store, rules)
+        device, ended, lat, lon = store.con.execute(
+            "SELECT device_id, ended_ms, lat, lon FROM facts_leg_end WHERE rules_version = ? "
+            "ORDER BY device_id, ended_ms LIMIT 1 OFFSET 3", [rules.identity]).fetchall()[0]
+        first_fix = store.scalar("SELECT min(t_ms) FROM raw_fix WHERE device_id = ?", [device])
+        said = {"kind": "feedback", "t": ended + 3_600_000, "parked": True}
+        for batch_id, at, where in [
+                ("far", ended, (lat + 0.045, lon)),  # 5 km north
+                ("before-any-fix", first_fix - 86_400_000, (lat, lon)),
+                ("true", ended, (lat, lon))]:
+            store_batch(store, parse_events(device, batch_id, [
+                {**said, "parked_at": at, "lat": where[0], "lon": where[1]}]))
+        checks = feedback_checks(store).to_pylist()
+        labels = leg_end_labels(store, rules.identity)
+        batch_ids = dict(store.con.execute(
+            "SELECT batch_no, batch_id FROM raw_batch WHERE device_id = ?", [device]).fetchall())
+    verdicts = {batch_ids[c["batch_no"]]: c["verdict"] for c in checks}
+    assert verdicts == {"far": "far_from_device", "before-any-fix": "no_fix_near",
+                        "true": "ok"}
+    from_feedback = labels.filter(pc.equal(labels.column("source"), "feedback")).to_pylist()
+    assert [(batch_ids[r["batch_no"]], r["ended_ms"], r["parked"]) for r in from_feedback] == [
+        ("true", ended, True)]
+
+
+def test_no_device_holds_more_than_its_cap_of_training_rows() -> None:
+    """One device flooding labels (500 of them) keeps only its latest 150, the spec's cap;
+    the others keep all of theirs."""
+    import numpy as np
+
+    from parkloop.interpret.dataset import TrainingSet
+    from parkloop.interpret.spec import load_spec
+    from parkloop.interpret.train import usable_rows
+
+    groups = np.array(["flood"] * 500 + ["a"] * 40 + ["b"] * 60, dtype=object)
+    ended = np.r_[np.arange(500), np.arange(40), np.arange(60)].astype(np.int64)
+    data = TrainingSet(np.zeros((600, 1)), np.zeros(600, bool), groups,
+                       np.array(["car"] * 600, dtype=object), ("leg_duration_s",))
+    spec = load_spec("parked")
+    ok = usable_rows(spec, data, ended)
+    assert spec.train.max_labels_per_device == 150
+    assert (ok[:500].sum(), ok[500:].sum()) == (150, 100)
+    assert ok[350:500].all()  # the latest

@@ -85,12 +85,12 @@ def shifted_store(shifted: Path, tmp_path: Path) -> Path:
 
 def truth_f1(store: Path, version: str, devices_like: str = "sim-shifted-%") -> float:
     """F1 of ``version``'s parked calls on the leg ends of ``devices_like`` against the
-    simulator's ground truth (a call is right within 300 s and 300 m of a true parking)."""
-    import numpy as np
+    simulator's ground truth."""
     import pyarrow as pa
 
     from parkloop.interpret.model import ParkedModel
     from parkloop.interpret.registry import Registry
+    from parkloop.simulate.truth import parking_scores
     from parkloop.store import Store
 
     model = ParkedModel.load(Registry(store).artifacts(version))
@@ -98,18 +98,5 @@ def truth_f1(store: Path, version: str, devices_like: str = "sim-shifted-%") -> 
         ends = s.con.sql("SELECT * FROM facts_leg_end WHERE rules_version = $rv AND device_id "
                          "LIKE $d", params={"rv": model.rules_version, "d": devices_like}
                          ).to_arrow_table()
-        called = ends.filter(pa.array(model.predict(ends) >= model.threshold)).select(
-            ["device_id", "ended_ms", "lat", "lon"])
-        s.con.register("called", called)
-        near = """abs(c.ended_ms - t.parked_at_ms) <= 300000 AND 2 * 6371000.0 * asin(sqrt(
-            pow(sin(radians(t.lat - c.lat) / 2), 2) + cos(radians(c.lat))
-            * cos(radians(t.lat)) * pow(sin(radians(t.lon - c.lon) / 2), 2))) <= 300"""
-        precision, recall = s.con.execute(f"""
-            SELECT (SELECT avg((EXISTS (SELECT 1 FROM truth.parking t
-                                        WHERE t.device_id = c.device_id AND {near}))::INT)
-                    FROM called c),
-                   (SELECT avg((EXISTS (SELECT 1 FROM called c
-                                        WHERE t.device_id = c.device_id AND {near}))::INT)
-                    FROM truth.parking t WHERE t.device_id LIKE $d)""",
-                                          {"d": devices_like}).fetchone()
-    return float(np.nan_to_num(2 * precision * recall / (precision + recall)))
+        called = ends.filter(pa.array(model.predict(ends) >= model.threshold))
+        return parking_scores(s, called, devices_like)["f1"]

@@ -35,7 +35,7 @@ class Engine(StrEnum):
 
 
 RulesOpt = Annotated[str, typer.Option(
-    "--rules", help="Rules version name (shipped, or <store>/rules/NAME.toml).")]
+    "--rules", help="Rules version name (shipped, or STORE/rules/NAME.toml).")]
 
 
 @app.command("build")

@@ -22,9 +22,9 @@ def run(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
     """One pass: bring the facts up to date, measure every monitor against the champion,
     roll back a loop-published champion whose live accuracy fell short of its predecessor,
     and, if a monitor is in alarm, retrain the spec and publish the challenger if it passes
-    the gate. Prints the pass's audit record. Thresholds: <store>/loop.toml (merged over
-    the shipped defaults). With `parkloop serve` running, its loop runs on a schedule
-    instead (POST /v1/loop/run starts a pass now)."""
+    the gate. Prints the pass's audit record. Thresholds: loop.toml in the store directory
+    (merged over the shipped defaults; see docs/loop.md). With `parkloop serve` running,
+    its loop runs on a schedule instead (POST /v1/loop/run starts a pass now)."""
     from parkloop.loop.run import run_pass
 
     try:
@@ -80,7 +80,8 @@ def plot(store: StoreOpt = DEFAULT,
     if not records:
         raise ParkloopError("no loop pass has run yet (`parkloop loop run`)")
     plot_history(records, out_file)
-    err.print(f"wrote {out_file} ({len(records)} passes)", highlight=False)
+    err.print(f"wrote {out_file} ({len(records)} pass{'es' if len(records) != 1 else ''})",
+              highlight=False)
 
 
 def _existing(store: Path) -> Path:

@@ -23,7 +23,7 @@ app = typer.Typer(help="Model versions: list them, publish one as champion, roll
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why, for the audit log.")]
 
 SpecOpt = Annotated[str, typer.Option(
-    "--spec", help="Model spec name (shipped, or <store>/specs/NAME.toml).")]
+    "--spec", help="Model spec name (shipped, or STORE/specs/NAME.toml).")]
 
 
 @app.command("train")

@@ -27,7 +27,7 @@ def serve(store: StoreOpt = DEFAULT,
           loop_interval: Annotated[float | None, typer.Option(
               "--loop-interval", min=0, metavar="SECONDS",
               help="Seconds between closed-loop passes (0: only on POST /v1/loop/run); "
-              "default: schedule.interval_s of <store>/loop.toml (300).")] = None) -> None:
+              "default: schedule.interval_s of the store's loop.toml (300).")] = None) -> None:
     """Serve the API: ingest events, answer "where is my car?", publish models.
 
     The server is the store's only writer while it runs (`parkloop model publish` and

@@ -99,7 +99,8 @@ def load_config(store_path: Path | None = None) -> LoopConfig:
         return LoopConfig.model_validate(raw)
     except ValidationError as exc:
         where = user if user is not None and user.is_file() else SHIPPED
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'loop'}: {e['msg']}"
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'loop'}: "
+                    f"{e['msg'].removeprefix('Value error, ')}"
                     for e in exc.errors(include_url=False)]
         raise LoopConfigError(f"{where}: {'; '.join(problems)}") from None
 

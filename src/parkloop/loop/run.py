@@ -123,23 +123,10 @@ def _pass(store: Store, home: Path, config: LoopConfig, actor: str, step: Step,
         return out | {"decision": "kept", "reason": "no monitor is in alarm"}
     labels = leg_end_labels(store, rules.identity)
     label_hash, _ = label_set(labels)
-    trained_on = registry_tag(registry, version, "label_set_hash")
-    if label_hash == trained_on and not rules_changed:
-        return out | {"decision": "kept", "reason": "in alarm, but the labels are those the "
-                      "champion was trained on: retraining would learn nothing new"}
-    last = next((r for r in reversed(past) if r.get("retrain")), None)
-    if last is not None and last["retrain"].get("label_set_hash") == label_hash \
-            and last.get("spec") == spec.identity:
-        return out | {"decision": "kept", "reason": (
-            f"in alarm, but this label set was already tried on "
-            f"{_when(last['at_ms'])}: {last['reason']}")}
-    now = int(time.time() * 1000)
-    wait_ms = (last["at_ms"] + config.schedule.min_retrain_interval_s * 1000 - now
-               if last is not None else 0)
-    if last is not None and wait_ms > 0:
-        return out | {"decision": "kept", "reason": (
-            f"in alarm, but the last retrain was {(now - last['at_ms']) / 1000:.0f} s ago: "
-            f"the next may start in {wait_ms / 1000:.0f} s (min_retrain_interval_s)")}
+    skip = _no_retrain(registry, version, label_hash, spec.identity, rules_changed, past,
+                       config)
+    if skip is not None:
+        return out | {"decision": "kept", "reason": f"in alarm, but {skip}"}
 
     step(f"retraining {spec.identity} ({', '.join(out['alarms'])} in alarm)")
     checks = feedback_checks(store)
@@ -170,6 +157,27 @@ def _pass(store: Store, home: Path, config: LoopConfig, actor: str, step: Step,
             f"{', '.join(out['alarms'])} in alarm and the gate passed")}
     return out | {"decision": "kept", "reason": (
         f"version {result.version} not published: " + "; ".join(result.gate.reasons))}
+
+
+def _no_retrain(registry: Registry, champion: str, label_hash: str, spec: str,
+                rules_changed: bool, past: list[dict[str, Any]], config: LoopConfig
+                ) -> str | None:
+    """Why a retrain would be pointless now, or None: the labels are those the champion was
+    trained on, or were tried already with this spec, or the last retrain is too recent."""
+    if label_hash == registry_tag(registry, champion, "label_set_hash") and not rules_changed:
+        return "the labels are those the champion was trained on: retraining would learn " \
+            "nothing new"
+    last = next((r for r in reversed(past) if r.get("retrain")), None)
+    if last is None:
+        return None
+    if last["retrain"].get("label_set_hash") == label_hash and last.get("spec") == spec:
+        return f"this label set was already tried on {_when(last['at_ms'])}: {last['reason']}"
+    since_s = time.time() - last["at_ms"] / 1000
+    if since_s < config.schedule.min_retrain_interval_s:
+        return (f"the last retrain was {since_s:.0f} s ago: the next may start in "
+                f"{config.schedule.min_retrain_interval_s - since_s:.0f} s "
+                "(min_retrain_interval_s)")
+    return None
 
 
 def _states(readings: dict[str, Reading], config: LoopConfig,

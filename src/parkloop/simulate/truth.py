@@ -112,3 +112,31 @@ def write(store: Store, world: World, run: DeviceRun, scenario: str, seed: int) 
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def parking_scores(store: Store, called: pa.Table, devices_like: str = "%",
+                   *, max_s: float = 300.0, max_m: float = 300.0) -> dict[str, float]:
+    """How well parking calls (``device_id, ended_ms, lat, lon``: leg ends a model called
+    parked) find the true parkings of the devices matching ``devices_like`` (SQL LIKE): a
+    call is right within ``max_s`` and ``max_m`` of a true parking of its device; precision,
+    recall and F1 (NaN where undefined)."""
+    near = f"""abs(c.ended_ms - t.parked_at_ms) <= {int(max_s * 1000)}
+        AND 2 * 6371000.0 * asin(sqrt(pow(sin(radians(t.lat - c.lat) / 2), 2)
+            + cos(radians(c.lat)) * cos(radians(t.lat))
+            * pow(sin(radians(t.lon - c.lon) / 2), 2))) <= {max_m}"""
+    con = store.con.cursor()
+    try:
+        con.register("_called", called.select(["device_id", "ended_ms", "lat", "lon"]))
+        row = con.execute(f"""
+            SELECT (SELECT avg((EXISTS (SELECT 1 FROM {SCHEMA}.parking t
+                                        WHERE t.device_id = c.device_id AND {near}))::INT)
+                    FROM _called c WHERE c.device_id LIKE $d),
+                   (SELECT avg((EXISTS (SELECT 1 FROM _called c
+                                        WHERE t.device_id = c.device_id AND {near}))::INT)
+                    FROM {SCHEMA}.parking t WHERE t.device_id LIKE $d)""",
+                          {"d": devices_like}).fetchone()
+    finally:
+        con.close()
+    precision, recall = (float("nan") if v is None else float(v) for v in row or (None, None))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else float("nan")
+    return {"precision": precision, "recall": recall, "f1": f1}
