@@ -5,15 +5,19 @@ a test can simulate in seconds)."""
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from parkloop.interpret.spec import SHIPPED
-from tests.conftest import run_cli
+from parkloop.interpret.registry import Registry
+from parkloop.interpret.spec import SHIPPED, load_spec
+from parkloop.interpret.train import train
+from parkloop.simulate import simulate
+from parkloop.store import Store
 
-DEVICES, DAYS, LABEL_SHARE = "12", "7", "0.6"
-SHIFT_START = "2025-03-10"
+DEVICES, DAYS, LABEL_SHARE = 12, 7, 0.6
+SHIFT_START = date(2025, 3, 10)
 """the shifted scenario's people start the day after the default week ends"""
 
 LOOP_TOML = """
@@ -51,12 +55,12 @@ def default_champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store: twelve people of the default scenario for a week, and version 1 trained on
     them and published (copy it before use)."""
     store = tmp_path_factory.mktemp("loop") / "store"
-    run_cli("simulate", "--devices", DEVICES, "--days", DAYS, "--label-share", LABEL_SHARE,
-            store=store)
-    (store / "specs").mkdir()
-    (store / "specs" / "parked.toml").write_text(small_spec())
-    (store / "loop.toml").write_text(LOOP_TOML)
-    run_cli("model", "train", "--publish", store=store)
+    with Store.create(store) as s:
+        simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE)
+        (store / "specs").mkdir()
+        (store / "specs" / "parked.toml").write_text(small_spec())
+        (store / "loop.toml").write_text(LOOP_TOML)
+        assert train(s, Registry(store), load_spec("parked", store), publish=True).published
     return store
 
 
@@ -66,8 +70,9 @@ def shifted(default_champion: Path, tmp_path_factory: pytest.TempPathFactory) ->
     week (copy it before use)."""
     store = tmp_path_factory.mktemp("loop-shifted") / "store"
     shutil.copytree(default_champion, store)
-    run_cli("simulate", "--scenario", "shifted", "--devices", DEVICES, "--days", DAYS,
-            "--label-share", LABEL_SHARE, "--start", SHIFT_START, store=store)
+    with Store.open(store) as s:
+        simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE, scenario="shifted",
+                 start=SHIFT_START)
     return store
 
 
@@ -89,9 +94,7 @@ def truth_f1(store: Path, version: str, devices_like: str = "sim-shifted-%") -> 
     import pyarrow as pa
 
     from parkloop.interpret.model import ParkedModel
-    from parkloop.interpret.registry import Registry
     from parkloop.simulate.truth import parking_scores
-    from parkloop.store import Store
 
     model = ParkedModel.load(Registry(store).artifacts(version))
     with Store.open(store, read_only=True) as s:
