@@ -87,3 +87,17 @@ def test_the_small_spec_is_the_shipped_one_cut_down() -> None:
     text = small_spec()
     assert "[learners.logistic]" in text
     assert "[learners.boosting]" not in text
+
+
+def test_no_retrain_before_the_gate_could_compare(shifted_store: Path) -> None:
+    """In alarm, but fewer labelled leg ends the champion never saw than the gate compares
+    on: training now could only fail the gate (and start the cooldown), so none starts."""
+    toml = shifted_store / "loop.toml"
+    toml.write_text(toml.read_text().replace("min_unseen = 20", "min_unseen = 100000"))
+    record = loop_run(shifted_store)
+    assert record["alarms"]
+    assert record["decision"] == "kept"
+    assert record["reason"].startswith("in alarm, but only ")
+    assert "the gate compares on at least 100000" in record["reason"]
+    assert "retrain" not in record
+    assert versions(shifted_store) == [True]

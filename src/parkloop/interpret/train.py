@@ -269,15 +269,7 @@ def unseen_comparison(store: Store, champion_dir: Path, result: Evaluation, labe
     ends, and each one's PR-AUC, F1 and accuracy at its own threshold."""
     champion = ParkedModel.load(champion_dir)
     table = training_table(store, rules_version, labels)  # the rows of result.data, in order
-    seen_path = champion_dir / LABELS
-    seen = pq.read_table(seen_path, columns=["device_id", "ended_ms"]) if seen_path.is_file() \
-        else pa.table({"device_id": pa.array([], pa.string()),
-                       "ended_ms": pa.array([], pa.int64())})
-    keys = set(zip(seen.column("device_id").to_pylist(), seen.column("ended_ms").to_pylist(),
-                   strict=True))
-    unseen = np.array([k not in keys for k in zip(table.column("device_id").to_pylist(),
-                                                   table.column("ended_ms").to_pylist(),
-                                                   strict=True)], bool)
+    unseen = never_seen(table, champion_dir)
     if champion.rules_version != rules_version:
         unseen[:] = False  # facts of another rules version: nothing to compare it on
     y = result.data.y[unseen]
@@ -291,6 +283,20 @@ def unseen_comparison(store: Store, champion_dir: Path, result: Evaluation, labe
         out |= {f"{who}_pr_auc": fig.pr_auc, f"{who}_f1": fig.f1,
                 f"{who}_accuracy": float(np.mean(called == y)) if len(y) else float("nan")}
     return out
+
+
+def never_seen(labels: pa.Table, version_dir: Path) -> np.ndarray:
+    """Mask of the rows of ``labels`` (device_id, ended_ms, ...) naming leg ends the version
+    in ``version_dir`` was not trained on (all of them, for a version without a label set)."""
+    path = version_dir / LABELS
+    if not path.is_file():
+        return np.ones(labels.num_rows, bool)
+    seen = pq.read_table(path, columns=["device_id", "ended_ms"])
+    keys = set(zip(seen.column("device_id").to_pylist(), seen.column("ended_ms").to_pylist(),
+                   strict=True))
+    return np.array([k not in keys for k in zip(labels.column("device_id").to_pylist(),
+                                                 labels.column("ended_ms").to_pylist(),
+                                                 strict=True)], bool)
 
 
 def reference(store: Store, model: ParkedModel, rows: int = REFERENCE_ROWS) -> pa.Table:
@@ -423,5 +429,5 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-__all__ = ["Gate", "TrainResult", "evaluate", "gate", "load_spec", "reference", "train",
-           "unseen_comparison"]
+__all__ = ["Gate", "TrainResult", "evaluate", "gate", "load_spec", "never_seen", "reference",
+           "train", "unseen_comparison"]

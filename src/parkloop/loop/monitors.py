@@ -35,6 +35,7 @@ where its sample is smaller than its ``min_samples``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,12 +76,14 @@ class Reading:
 @dataclass(frozen=True)
 class Champion:
     """What the monitors compare with: the served model, the raw watermark it was trained
-    up to, and its training reference (None for a model registered without one)."""
+    up to, its training reference (None for a model registered without one) and the
+    directory of its artifacts."""
 
     version: str
     model: ParkedModel
     watermark: int
     reference: pa.Table | None
+    directory: Path
 
 
 def recent_leg_ends(store: Store, rules_version: str, watermark: int,

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from parkloop.errors import ParkloopError
@@ -43,7 +44,7 @@ from parkloop.interpret.labels import feedback_checks, leg_end_labels
 from parkloop.interpret.model import ParkedModel
 from parkloop.interpret.registry import Registry
 from parkloop.interpret.spec import load_spec
-from parkloop.interpret.train import REFERENCE, label_set, train
+from parkloop.interpret.train import REFERENCE, label_set, never_seen, train
 from parkloop.loop import audit
 from parkloop.loop.config import LoopConfig, Threshold, load_config
 from parkloop.loop.monitors import HIGH_IS_BAD, Champion, Reading, judge, measure, new_labels
@@ -124,7 +125,7 @@ def _pass(store: Store, home: Path, config: LoopConfig, actor: str, step: Step,
     labels = leg_end_labels(store, rules.identity)
     label_hash, _ = label_set(labels)
     skip = _no_retrain(registry, version, label_hash, spec.identity, rules_changed, past,
-                       config)
+                       config) or _too_few_to_compare(labels, champion, config, rules_changed)
     if skip is not None:
         return out | {"decision": "kept", "reason": f"in alarm, but {skip}"}
 
@@ -178,6 +179,21 @@ def _no_retrain(registry: Registry, champion: str, label_hash: str, spec: str,
                 f"{config.schedule.min_retrain_interval_s - since_s:.0f} s "
                 "(min_retrain_interval_s)")
     return None
+
+
+def _too_few_to_compare(labels: pa.Table, champion: Champion, config: LoopConfig,
+                        rules_changed: bool) -> str | None:
+    """Why the gate could not compare a challenger with the champion yet: fewer labelled leg
+    ends the champion never saw than ``gate.min_unseen``, or not both classes among them (a
+    retrain then would only fail the gate and start the cooldown)."""
+    if rules_changed:
+        return None
+    unseen = np.asarray(labels.column("parked"), bool)[never_seen(labels, champion.directory)]
+    n, cars = len(unseen), int(unseen.sum())
+    if n >= config.gate.min_unseen and 0 < cars < n:
+        return None
+    return (f"only {n} labelled leg ends the champion never saw ({cars} car ends): the gate "
+            f"compares on at least {config.gate.min_unseen}, of both classes")
 
 
 def _states(readings: dict[str, Reading], config: LoopConfig,
@@ -245,7 +261,7 @@ def _champion(registry: Registry, version: str) -> Champion:
     ref = directory / REFERENCE
     watermark = registry_tag(registry, version, "raw_watermark")
     return Champion(version, model, int(watermark) if watermark else 0,
-                    pq.read_table(ref) if ref.is_file() else None)
+                    pq.read_table(ref) if ref.is_file() else None, directory)
 
 
 def registry_tag(registry: Registry, version: str, tag: str) -> str | None:
