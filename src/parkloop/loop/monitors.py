@@ -2,9 +2,9 @@
 
 Everything here reads only "recent" data, so a pass costs seconds however long the store's
 history: leg ends of the champion's rules version that came from raw batches after its raw
-watermark (per device, from its first new fix on), within ``window_days`` of the newest; and
-labels whose raw event arrived after the watermark. Each monitor gives one number, or none
-where its sample is smaller than its ``min_samples``:
+watermark (per device, from its first new fix on), within ``window_days`` of the device's
+newest; and labels whose raw event arrived after the watermark. Each monitor gives one
+number, or none where its sample is smaller than its ``min_samples``:
 
 ``drift``
     The share of the champion's features whose distribution moved, recent leg ends against
@@ -89,7 +89,8 @@ class Champion:
 def recent_leg_ends(store: Store, rules_version: str, watermark: int,
                     window_days: float) -> pa.Table:
     """Leg ends (every column) from raw data after ``watermark``: per device, those ending at
-    or after its first fix in a newer batch, and within ``window_days`` of the newest."""
+    or after its first fix in a newer batch, and within ``window_days`` of its newest (per
+    device: a phone uploading a year of history at once is judged on its latest weeks)."""
     return store.con.sql("""
         WITH new_from AS (
             SELECT device_id, min(t_ms) AS t_ms FROM raw_fix WHERE batch_no > $wm
@@ -98,8 +99,9 @@ def recent_leg_ends(store: Store, rules_version: str, watermark: int,
             SELECT e.* FROM facts_leg_end e JOIN new_from n
               ON n.device_id = e.device_id AND e.ended_ms >= n.t_ms
             WHERE e.rules_version = $rv)
-        SELECT * FROM ends
-        WHERE ended_ms >= (SELECT max(ended_ms) FROM ends) - $window
+        SELECT * EXCLUDE (newest) FROM (
+            SELECT *, max(ended_ms) OVER (PARTITION BY device_id) AS newest FROM ends)
+        WHERE ended_ms >= newest - $window
         ORDER BY device_id, ended_ms""", params={
         "wm": watermark, "rv": rules_version, "window": int(window_days * DAY_MS)}
     ).to_arrow_table()
