@@ -71,6 +71,7 @@ def test_spark_options_need_the_spark_engine(tmp_path: Path, sim_store_path: Pat
     assert "--engine spark" in proc.stderr
 
 
+@pytest.mark.slow  # a third JVM start (~45 s); the facts' equality stays in the default run
 def test_the_training_set_built_on_spark_is_the_embedded_one(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 

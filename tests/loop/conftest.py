@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from parkloop.facts.build import build
+from parkloop.facts.rules import load_rules
 from parkloop.interpret.registry import Registry
 from parkloop.interpret.spec import SHIPPED, load_spec
 from parkloop.interpret.train import train
@@ -73,6 +75,7 @@ def shifted(default_champion: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with Store.open(store) as s:
         simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE, scenario="shifted",
                  start=SHIFT_START)
+        build(s, load_rules(load_spec("parked", store).rules, store))  # once, not per copy
     return store
 
 

@@ -21,14 +21,9 @@ from parkloop.interpret.labels import MATCH_M, MATCH_S
 from parkloop.interpret.registry import Registry
 from parkloop.simulate import truth
 from parkloop.simulate.device import WORLD_STREAM, simulate_device
+from parkloop.simulate.feedback import MISSED_AFTER_S, gives_feedback
 from parkloop.simulate.scenarios import scenario
-from parkloop.simulate.stream import (
-    MISSED_AFTER_S,
-    StreamSummary,
-    batch_events,
-    gives_feedback,
-    stream,
-)
+from parkloop.simulate.stream import StreamSummary, batch_events, stream
 from parkloop.simulate.world import make_world
 from parkloop.store import Store
 
