@@ -44,7 +44,6 @@ import pyarrow.compute as pc
 from scipy.stats import ks_2samp
 
 from parkloop.errors import ModelError
-from parkloop.interpret.labels import leg_end_labels
 from parkloop.interpret.model import one_thread
 from parkloop.interpret.parking import MOVED_M
 
@@ -75,13 +74,14 @@ class Reading:
 
 @dataclass(frozen=True)
 class Champion:
-    """What the monitors compare with: the served model, the raw watermark it was trained
-    up to, its training reference (None for a model registered without one) and the
+    """What the monitors compare with: the served model, the raw watermark and label set it
+    was trained on, its training reference (None for a model registered without one) and the
     directory of its artifacts."""
 
     version: str
     model: ParkedModel
     watermark: int
+    label_set_hash: str | None
     reference: pa.Table | None
     directory: Path
 
@@ -107,9 +107,9 @@ def recent_leg_ends(store: Store, rules_version: str, watermark: int,
     ).to_arrow_table()
 
 
-def new_labels(store: Store, rules_version: str, watermark: int) -> pa.Table:
-    """Labelled leg ends whose label came in a raw batch after ``watermark``."""
-    labels = leg_end_labels(store, rules_version)
+def new_labels(labels: pa.Table, watermark: int) -> pa.Table:
+    """The rows of ``labels`` (:func:`~parkloop.interpret.labels.leg_end_labels`) whose label
+    came in a raw batch after ``watermark``."""
     return labels.filter(pc.greater(labels.column("batch_no"), watermark))
 
 
@@ -184,8 +184,9 @@ def drift(reference: pa.Table, recent: pa.Table, features: tuple[str, ...],
 
 
 def measure(store: Store, champion: Champion, config: LoopConfig, *,
-            rules_version: str, label_cap: int) -> dict[str, Reading]:
-    """Every monitor on this store's recent data for ``champion``."""
+            rules_version: str, labels: pa.Table, label_cap: int) -> dict[str, Reading]:
+    """Every monitor on this store's recent data for ``champion``; ``labels``: the rules
+    version's :func:`~parkloop.interpret.labels.leg_end_labels`."""
     m = config.monitors
     recent = recent_leg_ends(store, rules_version, champion.watermark,
                              config.schedule.window_days)
@@ -194,7 +195,7 @@ def measure(store: Store, champion: Champion, config: LoopConfig, *,
     called = p >= champion.model.threshold
     readings: dict[str, Reading] = {}
 
-    fresh = new_labels(store, rules_version, champion.watermark)
+    fresh = new_labels(labels, champion.watermark)
     readings["new_labels"] = Reading(float(fresh.num_rows), fresh.num_rows, {
         "by_source": _counts(fresh.column("source").to_pylist())})
     readings["accuracy"] = _accuracy(store, champion, recent, called, fresh, config,

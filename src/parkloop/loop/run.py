@@ -101,8 +101,9 @@ def _pass(store: Store, home: Path, config: LoopConfig, actor: str, step: Step,
     out["champion_watermark"] = champion.watermark
     rules_changed = champion.model.rules_version != rules.identity
     t = time.perf_counter()
+    labels = leg_end_labels(store, rules.identity)
     readings = {} if rules_changed else measure(
-        store, champion, config, rules_version=rules.identity,
+        store, champion, config, rules_version=rules.identity, labels=labels,
         label_cap=spec.train.max_labels_per_device)
     out["monitors_s"] = round(time.perf_counter() - t, 3)
     previous = next((r for r in reversed(past) if r.get("champion") == version
@@ -114,7 +115,7 @@ def _pass(store: Store, home: Path, config: LoopConfig, actor: str, step: Step,
         out["alarms"] = ["rules_changed"]
         out["fired"] = ["rules_changed"]
 
-    rolled = _rollback_check(store, registry, champion, config, rules.identity, actor)
+    rolled = _rollback_check(store, registry, champion, config, rules.identity, labels, actor)
     if rolled is not None:
         out["rollback"] = rolled
         if rolled["rolled_back"]:
@@ -122,9 +123,8 @@ def _pass(store: Store, home: Path, config: LoopConfig, actor: str, step: Step,
 
     if not out["alarms"]:
         return out | {"decision": "kept", "reason": "no monitor is in alarm"}
-    labels = leg_end_labels(store, rules.identity)
     label_hash, _ = label_set(labels)
-    skip = _no_retrain(registry, version, label_hash, spec.identity, rules_changed, past,
+    skip = _no_retrain(champion, label_hash, spec.identity, rules_changed, past,
                        config) or _too_few_to_compare(labels, champion, config, rules_changed)
     if skip is not None:
         return out | {"decision": "kept", "reason": f"in alarm, but {skip}"}
@@ -160,12 +160,11 @@ def _pass(store: Store, home: Path, config: LoopConfig, actor: str, step: Step,
         f"version {result.version} not published: " + "; ".join(result.gate.reasons))}
 
 
-def _no_retrain(registry: Registry, champion: str, label_hash: str, spec: str,
-                rules_changed: bool, past: list[dict[str, Any]], config: LoopConfig
-                ) -> str | None:
+def _no_retrain(champion: Champion, label_hash: str, spec: str, rules_changed: bool,
+                past: list[dict[str, Any]], config: LoopConfig) -> str | None:
     """Why a retrain would be pointless now, or None: the labels are those the champion was
     trained on, or were tried already with this spec, or the last retrain is too recent."""
-    if label_hash == registry_tag(registry, champion, "label_set_hash") and not rules_changed:
+    if label_hash == champion.label_set_hash and not rules_changed:
         return "the labels are those the champion was trained on: retraining would learn " \
             "nothing new"
     last = next((r for r in reversed(past) if r.get("retrain")), None)
@@ -223,7 +222,8 @@ def _states(readings: dict[str, Reading], config: LoopConfig,
 
 
 def _rollback_check(store: Store, registry: Registry, champion: Champion, config: LoopConfig,
-                    rules_version: str, actor: str) -> dict[str, Any] | None:
+                    rules_version: str, labels: pa.Table, actor: str
+                    ) -> dict[str, Any] | None:
     """Roll back a champion the loop published whose accuracy on the explicit labels newer
     than its training falls short of its predecessor's by more than the margin."""
     moves = registry.audit()
@@ -231,7 +231,7 @@ def _rollback_check(store: Store, registry: Registry, champion: Champion, config
     if (last is None or last.action != "publish" or last.version != champion.version
             or not last.actor.startswith(LOOP_ACTOR) or last.previous is None):
         return None
-    labels = new_labels(store, rules_version, champion.watermark)
+    labels = new_labels(labels, champion.watermark)
     out: dict[str, Any] = {"previous": last.previous, "labels": labels.num_rows,
                            "rolled_back": False}
     if labels.num_rows < config.rollback.min_samples:
@@ -259,15 +259,11 @@ def _champion(registry: Registry, version: str) -> Champion:
     directory = registry.artifacts(version)
     model = ParkedModel.load(directory)
     ref = directory / REFERENCE
-    watermark = registry_tag(registry, version, "raw_watermark")
-    return Champion(version, model, int(watermark) if watermark else 0,
-                    pq.read_table(ref) if ref.is_file() else None, directory)
-
-
-def registry_tag(registry: Registry, version: str, tag: str) -> str | None:
-    """A lineage tag of ``version`` (None where it was registered without it)."""
     found = next((v for v in registry.versions() if v.version == version), None)
-    return None if found is None else found.tags.get(tag)
+    tags = {} if found is None else found.tags
+    return Champion(version, model, int(tags.get("raw_watermark") or 0),
+                    tags.get("label_set_hash"), pq.read_table(ref) if ref.is_file() else None,
+                    directory)
 
 
 @contextmanager
