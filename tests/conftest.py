@@ -13,6 +13,9 @@ from hypothesis import settings
 
 from parkloop.store import Store
 
+pytest_plugins = ["tests.loop.stores"]
+"""the stores with trained champions (the loop's and the console's tests)"""
+
 # compiled kernels take a while on their first call: time budgets belong in bench/, not here
 settings.register_profile("parkloop", deadline=None)
 settings.load_profile("parkloop")

@@ -12,7 +12,7 @@ from parkloop.interpret.registry import Registry
 from parkloop.loop.run import run_pass
 from parkloop.store import Store
 from tests.conftest import run_cli
-from tests.loop.conftest import small_spec, truth_f1
+from tests.loop.stores import small_spec, truth_f1
 
 
 def loop_run(store: Path) -> dict[str, Any]:

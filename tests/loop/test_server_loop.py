@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from parkloop.simulate.stream import stream
-from tests.loop.conftest import DAYS, DEVICES, LABEL_SHARE, SHIFT_START
+from tests.loop.stores import DAYS, DEVICES, LABEL_SHARE, SHIFT_START
 from tests.serve.conftest import ADMIN_TOKEN, Server
 
 READ_DEVICES = ["sim-default-s0-0000", "sim-shifted-s0-0003"]

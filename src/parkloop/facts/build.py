@@ -62,13 +62,15 @@ def ensure_tables(store: Store) -> None:
         store.con.execute(stmt)
 
 
-def read_device(store: Store, device_id: str,
+def read_device(store: Store | None, device_id: str,
                 con: duckdb.DuckDBPyConnection | None = None, *,
                 upto_batch: int | None = None) -> tuple[Fixes, Signals]:
     """One device's raw fixes (arrival order = batch_no, seq) and phone signals (``con``: a
-    cursor of the store's connection, for reading from another thread), from every batch or
-    those up to ``upto_batch``."""
-    con = store.con if con is None else con
+    cursor of the store's connection, for reading from another thread, or in place of
+    ``store``), from every batch or those up to ``upto_batch``."""
+    if con is None:
+        assert store is not None, "read_device needs a store or a cursor"
+        con = store.con
     args = [device_id, np.iinfo(np.int64).max if upto_batch is None else upto_batch]
     f = con.execute("""SELECT t_ms, lat, lon, accuracy_m, altitude_m FROM raw_fix
                        WHERE device_id = ? AND batch_no <= ? ORDER BY batch_no, seq""",

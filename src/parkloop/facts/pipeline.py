@@ -67,14 +67,7 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
     (context for cleaning), and ``complete_until_ms``: no fix at or before it can still
     arrive, which settles every stop window closed by then."""
     p = rules.params
-    lateness = p.order.allowed_lateness_s * 1000 if lateness_ms is None else lateness_ms
-    idx, n_late = order_fixes(fixes.t_ms, fixes.lat, fixes.lon, fixes.arrival,
-                              lateness_ms=lateness, dedup=p.order.dedup,
-                              altitude=fixes.altitude_m)
-    f = fixes.take(idx)
-    keep = clean_mask(f.t_ms, f.lat, f.lon, f.accuracy_m, max_accuracy_m=p.clean.max_accuracy_m,
-                      max_speed_mps=p.clean.max_speed_mps, max_gap_ms=p.stops.max_gap_s * 1000)
-    f = f.take(np.flatnonzero(keep))
+    f, n_late = clean_fixes(fixes, rules, lateness_ms=lateness_ms)
     t, lat, lon = f.t_ms, f.lat, f.lon
 
     # the stop kernel restarts at ``start_ms`` (an anchor); fixes before it are context only
@@ -128,6 +121,21 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
             "last_ms": state_after.last_ms}),
     }
     return DeviceFacts(tables, n_late, len(t), open_since)
+
+
+def clean_fixes(fixes: Fixes, rules: RulesVersion, *, lateness_ms: float | None = None
+                ) -> tuple[Fixes, int]:
+    """The fixes the rules use, in time order: ordered (late ones dropped), de-duplicated and
+    cleaned (the first steps of :func:`device_facts`); and how many arrived too late."""
+    p = rules.params
+    lateness = p.order.allowed_lateness_s * 1000 if lateness_ms is None else lateness_ms
+    idx, n_late = order_fixes(fixes.t_ms, fixes.lat, fixes.lon, fixes.arrival,
+                              lateness_ms=lateness, dedup=p.order.dedup,
+                              altitude=fixes.altitude_m)
+    f = fixes.take(idx)
+    keep = clean_mask(f.t_ms, f.lat, f.lon, f.accuracy_m, max_accuracy_m=p.clean.max_accuracy_m,
+                      max_speed_mps=p.clean.max_speed_mps, max_gap_ms=p.stops.max_gap_s * 1000)
+    return f.take(np.flatnonzero(keep)), n_late
 
 
 def _stops(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, rules: RulesVersion

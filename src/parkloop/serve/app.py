@@ -42,6 +42,8 @@ from parkloop.errors import (
     UnknownModelVersion,
 )
 from parkloop.raw.events import ID_PATTERN, parse_events
+from parkloop.serve.console_api import add_console
+from parkloop.serve.errors import ApiError
 from parkloop.serve.service import Service
 from parkloop.serve.tokens import token_digest
 
@@ -214,12 +216,6 @@ def _error(status: int, code: str, message: str,
 _UNAUTHORIZED = (401, "unauthorized", "send a valid token as `Authorization: Bearer TOKEN`")
 _NOT_FOUND = (404, "not_found", "no such device for this token")
 _FORBIDDEN = (403, "forbidden", "this needs the admin token")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _who(service: Service, authorization: str | None) -> str | None:
@@ -547,6 +543,11 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
 
         records = await asyncio.to_thread(history, service.store_path)
         return records[-last:] if last else records
+
+    async def admin_required(request: Request) -> None:
+        admin_only(await who_is(request))
+
+    add_console(app, service, admin_required)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -120,6 +120,7 @@ class Service:
         self.live: Live | None = None
         self.committed = 0
         """the newest batch number the writer has committed"""
+        self.started_ms: int | None = None
         self.new_admin_token: str | None = None
         self._store: Store | None = None
         self._writer: Writer | None = None
@@ -142,6 +143,7 @@ class Service:
         # under ingestion load, commits still took 60-70 ms against 12 ms alone: the lock is
         # contended, see docs/serving.md)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self.started_ms = int(time.time() * 1000)
         self._store = Store.create(self.store_path)
         self.committed = int(self._store.scalar(
             "SELECT coalesce(max(batch_no), 0) FROM raw_batch"))

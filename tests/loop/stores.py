@@ -1,6 +1,6 @@
-"""A store whose champion was trained on the simulator's default scenario, for the loop's
-tests, and the small spec and thresholds they declare (the shipped ones need more data than
-a test can simulate in seconds)."""
+"""Stores whose champion was trained on the simulator's default scenario, for the loop's and
+the console's tests (a plugin of tests/conftest.py), and the small spec and thresholds they
+declare (the shipped ones need more data than a test can simulate in seconds)."""
 
 from __future__ import annotations
 
