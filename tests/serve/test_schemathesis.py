@@ -71,6 +71,15 @@ OPERATIONS = [
     ("GET", "/v1/rules"),
     ("POST", "/v1/loop/run"),
     ("GET", "/v1/loop/history"),
+    ("GET", "/v1/console/overview"),
+    ("GET", "/v1/console/devices/{device_id}"),
+    ("GET", "/v1/console/devices/{device_id}/leg-ends/{ended_ms}"),
+    ("GET", "/v1/console/devices/{device_id}/diff"),
+    ("GET", "/v1/console/models"),
+    ("GET", "/v1/console/models/{version}/report"),
+    ("GET", "/v1/console/models/{version}/plots/{name}"),
+    ("GET", "/v1/console/loop"),
+    ("GET", "/v1/console/live"),
 ]
 """the documented operations: the REST contract (a new or renamed route must be added here)"""
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

@@ -31,7 +31,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from parkloop.errors import (
     BatchConflict,
@@ -589,7 +589,8 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
         return _error(500, "internal", "the server failed on this request; it is logged")
 
     _document_plain_routes(app)
-    app.add_middleware(_Guard, service=service, cors_origins=cors_origins)
+    app.add_middleware(_Guard, service=service, cors_origins=cors_origins,
+                       routes=app.router.routes)
     return app
 
 
@@ -684,10 +685,13 @@ class _Guard:
     request metrics (count and latency by route template)."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *,
-                 service: Service, cors_origins: list[str] | None) -> None:
+                 service: Service, cors_origins: list[str] | None,
+                 routes: list[BaseRoute]) -> None:
         self.app = app
         self.metrics = service.metrics
         self.cors = set(cors_origins or ())
+        self._routes = routes
+        self._paths: dict[Any, str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -740,10 +744,23 @@ class _Guard:
             self._observe(scope, status, start)
 
     def _observe(self, scope: Scope, status: int, start: float) -> None:
-        route = scope.get("route")
-        name = getattr(route, "path", "unmatched")
+        route = scope.get("route")  # FastAPI's routes say which they are
+        name = route.path if route is not None else self._path_of(scope.get("endpoint"))
         self.metrics.requests.labels(scope["method"], name, str(status)).inc()
         self.metrics.latency.labels(name).observe(time.perf_counter() - start)
+
+
+    def _path_of(self, endpoint: Any) -> str:
+        """The route template of a plain Starlette route (the hot paths) or a mount (the
+        console's files), which leave only their endpoint in the scope."""
+        if self._paths is None:  # the app's routes are complete by its first request
+            self._paths = {}
+            for r in self._routes:
+                if isinstance(r, Route):
+                    self._paths[r.endpoint] = r.path
+                elif isinstance(r, Mount):
+                    self._paths[r.app] = r.path + "/{path}"
+        return self._paths.get(endpoint, "unmatched")
 
 
 def _is_json(content_type: str) -> bool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as InPath
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from parkloop.errors import ParkloopError, RegistryError
@@ -27,6 +27,7 @@ from parkloop.loop.audit import history
 from parkloop.loop.config import load_config
 from parkloop.loop.monitors import HIGH_IS_BAD
 from parkloop.serve import console
+from parkloop.serve import console_models as m
 from parkloop.serve.errors import ApiError
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def add_console(app: FastAPI, service: Service,
                 con.close()
         return asyncio.to_thread(run)
 
-    @api.get("/overview")
+    @api.get("/overview", response_model=m.Overview)
     async def overview() -> Response:
         """The devices, the rules versions, and what is served."""
         def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def add_console(app: FastAPI, service: Service,
                     "devices": _devices(con)}
         return _Json(await read(work))
 
-    @api.get("/devices/{device_id}")
+    @api.get("/devices/{device_id}", response_model=m.DeviceView)
     async def device(device_id: Device, rules: Rules = None,
                      from_ms: Annotated[int | None, Query(ge=0)] = None,
                      to_ms: Annotated[int | None, Query(ge=0)] = None,
@@ -100,7 +101,7 @@ def add_console(app: FastAPI, service: Service,
             return view | {"seconds": round(time.perf_counter() - start, 4)}
         return _Json(await read(work))
 
-    @api.get("/devices/{device_id}/leg-ends/{ended_ms}")
+    @api.get("/devices/{device_id}/leg-ends/{ended_ms}", response_model=m.LegEndDetail)
     async def leg_end(device_id: Device, ended_ms: Annotated[int, InPath(ge=0)],
                       rules: Rules = None) -> Response:
         """A vehicle-leg end's features, p(parked) and lineage."""
@@ -109,7 +110,7 @@ def add_console(app: FastAPI, service: Service,
             return console.leg_end_detail(con, f, service.live, device_id, ended_ms)
         return _Json(await read(work))
 
-    @api.get("/devices/{device_id}/diff")
+    @api.get("/devices/{device_id}/diff", response_model=m.Diff)
     async def rules_diff(device_id: Device,
                          a: Annotated[str | None, Query(max_length=64)] = None,
                          b: Annotated[str | None, Query(max_length=64)] = None) -> Response:
@@ -127,18 +128,20 @@ def add_console(app: FastAPI, service: Service,
                                 device_id)
         return _Json(await read(work))
 
-    @api.get("/models")
+    @api.get("/models", response_model=m.Models)
     async def models() -> Response:
         """The registry's versions with their metrics and plots, and the champion's history."""
         return _Json(await asyncio.to_thread(_models, service))
 
-    @api.get("/models/{version}/report", response_class=Response)
+    @api.get("/models/{version}/report", response_class=Response,
+             responses={200: {"content": {"text/markdown": {}}, "description": "report.md"}})
     async def report(version: Annotated[str, InPath(max_length=32)]) -> Response:
         """A version's training report (Markdown)."""
         path = await asyncio.to_thread(_artifact, service, version, "report.md")
         return FileResponse(path, media_type="text/markdown; charset=utf-8")
 
-    @api.get("/models/{version}/plots/{name}", response_class=Response)
+    @api.get("/models/{version}/plots/{name}", response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "the plot"}})
     async def plot(version: Annotated[str, InPath(max_length=32)],
                    name: Annotated[str, InPath(max_length=64)]) -> Response:
         """One of a version's report plots (PNG)."""
@@ -147,7 +150,7 @@ def add_console(app: FastAPI, service: Service,
         path = await asyncio.to_thread(_artifact, service, version, name)
         return FileResponse(path, media_type="image/png")
 
-    @api.get("/loop")
+    @api.get("/loop", response_model=m.Loop)
     async def loop(last: Annotated[int, Query(ge=0, le=100_000)] = 500) -> Response:
         """The loop's thresholds and its audit records (the ``last`` ones; 0: all)."""
         def work() -> dict[str, Any]:
@@ -156,12 +159,12 @@ def add_console(app: FastAPI, service: Service,
             return {"interval_s": service.loop.interval_s, "running": service.loop.running,
                     "passes": len(records),
                     "monitors": {name: {**getattr(config.monitors, name).model_dump(),
-                                        "bad": "high" if high else "low"}
+                                        "bad": "above" if high else "below"}
                                  for name, high in HIGH_IS_BAD.items()},
                     "history": records[-last:] if last else records}
         return _Json(await asyncio.to_thread(work))
 
-    @api.get("/live")
+    @api.get("/live", response_model=m.Live)
     async def live() -> Response:
         """The server's counters since it started, and the store's quarantine by reason."""
         def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -186,8 +189,8 @@ def add_console(app: FastAPI, service: Service,
         return RedirectResponse("/console/")
 
 
-class _Json(Response):
-    media_type = _JSON
+class _Json(JSONResponse):
+    """JSON by orjson (numpy arrays too); a JSONResponse, so OpenAPI documents the model."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)

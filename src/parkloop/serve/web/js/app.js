@@ -44,7 +44,7 @@ async function route() {
     args, query,
     go: (hash) => { window.location.hash = hash; },
     remember: (values) => {
-      const q = new URLSearchParams(query);
+      const q = parse(window.location.hash).query;  // as earlier calls left it
       for (const [k, v] of Object.entries(values)) {
         if (v === null || v === undefined || v === "") q.delete(k); else q.set(k, v);
       }

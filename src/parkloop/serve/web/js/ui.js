@@ -44,14 +44,16 @@ export function fmtNum(x, digits = 3) {
   return x.toFixed(digits);
 }
 
-// p(parked) in [0, 1] -> a colour from blue (not parked) through grey to red (parked)
+// p(parked) in [0, 1] -> a colour of the diverging blue-yellow-red scale (ColorBrewer RdYlBu,
+// reversed): blue not parked, yellow undecided, red parked
+const P_SCALE = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], [215, 25, 28]];
+
 export function pColour(p) {
   if (p === null || p === undefined) return "#888";
-  const t = Math.max(0, Math.min(1, p));
-  const from = t < 0.5 ? [37, 99, 235] : [148, 148, 160];
-  const to = t < 0.5 ? [148, 148, 160] : [220, 38, 38];
-  const u = t < 0.5 ? t * 2 : (t - 0.5) * 2;
-  const c = from.map((a, i) => Math.round(a + (to[i] - a) * u));
+  const x = Math.max(0, Math.min(1, p)) * (P_SCALE.length - 1);
+  const i = Math.min(Math.floor(x), P_SCALE.length - 2);
+  const u = x - i;
+  const c = P_SCALE[i].map((a, k) => Math.round(a + (P_SCALE[i + 1][k] - a) * u));
   return `rgb(${c[0]},${c[1]},${c[2]})`;
 }
 
@@ -68,4 +70,26 @@ export function errorBox(err) {
 
 export function replaceChildren(root, ...children) {
   root.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+}
+
+// A loader for a view that asks again as the user changes what it shows: each answer is
+// applied only if no later one was asked for meanwhile and the view is still open (`gone()`
+// false). `busy` carries aria-busy while an answer is on its way; `problem` shows a failure
+// (a 401 is the sign-in's business).
+export function newest(fetcher, {apply, busy, problem, gone}) {
+  let asked = 0;
+  return async function load() {
+    const mine = ++asked;
+    busy.setAttribute("aria-busy", "true");
+    try {
+      const data = await fetcher();
+      if (mine !== asked || gone()) return;
+      problem.replaceChildren();
+      apply(data);
+    } catch (err) {
+      if (mine === asked && !gone() && err.status !== 401) problem.replaceChildren(errorBox(err));
+    } finally {
+      if (mine === asked) busy.setAttribute("aria-busy", "false");
+    }
+  };
 }
