@@ -146,7 +146,8 @@ def test_loop_thresholds(sim_server: Server) -> None:
     loop = get(sim_server, "/v1/console/loop")
     assert loop["monitors"]["accuracy"]["bad"] == "below"
     assert loop["monitors"]["drift"]["alarm"] > loop["monitors"]["drift"]["clear"]
-    assert loop["history"] == [] and loop["passes"] == 0
+    assert loop["history"] == []
+    assert loop["passes"] == 0
 
 
 def test_live_counts_quarantine_and_latency(sim_server: Server) -> None:
@@ -163,7 +164,8 @@ def test_live_counts_quarantine_and_latency(sim_server: Server) -> None:
         before["quarantine"]["since_start"].get(reason, 0) + 1
     assert after["quarantine"]["stored"][reason] >= 1
     route = after["requests"]["/v1/console/live"]
-    assert route["count"] >= 1 and route["counts"] == sorted(route["counts"])
+    assert route["count"] >= 1
+    assert route["counts"] == sorted(route["counts"])
 
 
 def test_live_names_the_hot_paths(sim_server: Server, device: str) -> None:
