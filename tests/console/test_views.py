@@ -55,6 +55,8 @@ def test_device_view(console: Console) -> None:
     assert number(console, "stat-parked") == sum(e["parked"] for e in shown["leg_ends"])
     drawn = page.evaluate("""() => Object.fromEntries(Object.entries(window.__parkloopMap.layers)
         .map(([k, g]) => [k, g.getLayers().length]))""")
+    assert page.evaluate("window.__parkloopMap.layers.raw.getLayers()[0].size()") == \
+        len(shown["raw"]["t"])
     assert drawn["legEnds"] == len(shown["leg_ends"])
     assert drawn["stops"] == len(shown["stops"])
     assert drawn["places"] == len(shown["places"])

@@ -176,3 +176,16 @@ def test_live_names_the_hot_paths(sim_server: Server, device: str) -> None:
     assert httpx.get(sim_server.url + "/console/js/app.js", timeout=10).status_code == 200
     routes = get(sim_server, "/v1/console/live")["requests"]
     assert {"/v1/devices/{device_id}/car", "/readyz", "/console/{path}"} <= set(routes)
+
+
+def test_the_track_is_the_fixes_the_rules_kept(sim_server: Server, device: str,
+                                               sim_store_path: Path) -> None:
+    from parkloop.facts.build import read_device
+    from parkloop.facts.pipeline import clean_fixes
+
+    with Store.open(sim_store_path, read_only=True) as store:
+        fixes, _ = read_device(store, device)
+    kept, _ = clean_fixes(fixes, load_rules("v1"))
+    view = get(sim_server, f"/v1/console/devices/{device}", points=20_000)
+    assert view["raw"]["n"] == len(fixes) > view["track"]["n"] == len(kept)
+    assert view["track"]["t"] == kept.t_ms.tolist()

@@ -52,20 +52,23 @@ class DeviceFacts:
     open_since_ms: int | None = None
     """start of the stop window still open at the end (a stop may begin there): trips and
     legs reaching it are not settled yet"""
+    clean: Fixes | None = None
+    """with ``keep_clean``: the fixes the facts were made of (:func:`clean_fixes`)"""
 
 
 def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVersion, *,
                  places: PlaceState | None = None, drives: DriveHistory | None = None,
                  lateness_ms: float | None = None,
-                 start_ms: int | None = None, complete_until_ms: int | None = None
-                 ) -> DeviceFacts:
+                 start_ms: int | None = None, complete_until_ms: int | None = None,
+                 keep_clean: bool = False) -> DeviceFacts:
     """Every fact of one device from its fixes and signals (see the step modules).
 
     The incremental engine resumes with ``start_ms`` (the start of a stop: every step
     restarts there), ``places`` and ``drives`` (the place state and vehicle legs before it),
     fixes from just before it
     (context for cleaning), and ``complete_until_ms``: no fix at or before it can still
-    arrive, which settles every stop window closed by then."""
+    arrive, which settles every stop window closed by then. ``keep_clean`` keeps the cleaned
+    fixes in the result (a viewer draws them; a build would only hold memory with them)."""
     p = rules.params
     f, n_late = clean_fixes(fixes, rules, lateness_ms=lateness_ms)
     t, lat, lon = f.t_ms, f.lat, f.lon
@@ -120,7 +123,7 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
             "dwell_total_s": state_after.dwell_ms / 1000.0, "first_ms": state_after.first_ms,
             "last_ms": state_after.last_ms}),
     }
-    return DeviceFacts(tables, n_late, len(t), open_since)
+    return DeviceFacts(tables, n_late, len(t), open_since, f if keep_clean else None)
 
 
 def clean_fixes(fixes: Fixes, rules: RulesVersion, *, lateness_ms: float | None = None

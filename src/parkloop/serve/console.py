@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +24,7 @@ import pyarrow as pa
 from parkloop.facts.build import read_device
 from parkloop.facts.features import FEATURES
 from parkloop.facts.geo import haversine_m
-from parkloop.facts.pipeline import Fixes, clean_fixes, device_facts
+from parkloop.facts.pipeline import Fixes, device_facts
 from parkloop.interpret.labels import MATCH_S
 from parkloop.interpret.model import one_thread
 from parkloop.serve.errors import ApiError
@@ -60,6 +60,8 @@ class DeviceFacts:
     raw: Fixes
     clean: Fixes
     tables: dict[str, pa.Table]
+    judged: dict[str, np.ndarray] = field(default_factory=dict)
+    """p(parked) of every leg end by model version (filled as asked)"""
 
 
 class Facts:
@@ -82,10 +84,10 @@ class Facts:
                 self._cache.move_to_end(key)
                 return hit
         fixes, signals = read_device(None, device_id, con)
-        clean, _ = clean_fixes(fixes, rules)
+        made_of = device_facts(device_id, fixes, signals, rules, keep_clean=True)
+        assert made_of.clean is not None
         order = np.argsort(fixes.t_ms, kind="stable")
-        made = DeviceFacts(rules, fixes.take(order), clean,
-                           device_facts(device_id, fixes, signals, rules).tables)
+        made = DeviceFacts(rules, fixes.take(order), made_of.clean, made_of.tables)
         with self._lock:
             self._cache[key] = made
             while len(self._cache) > CACHED_DEVICES:
@@ -106,8 +108,11 @@ def device_view(facts: DeviceFacts, live: Live | None, device_id: str, *,
     stops = _rows(_between(tables["facts_stop"], "started_ms", "finished_ms", lo, hi),
                   STOP_COLUMNS)
     legs = _rows(_between(tables["facts_leg"], "started_ms", "finished_ms", lo, hi), LEG_COLUMNS)
-    ends = _between(tables["facts_leg_end"], "ended_ms", "ended_ms", lo, hi)
-    model, p = _judge(live, facts.rules, ends)
+    all_ends = tables["facts_leg_end"]
+    model, p_all = _judge(live, facts)
+    inside = _overlapping(all_ends, "ended_ms", "ended_ms", lo, hi)
+    ends = all_ends.filter(pa.array(inside))
+    p = [None] * ends.num_rows if p_all is None else p_all[inside].tolist()
     leg_ends = _rows(ends, LEG_END_COLUMNS)
     for row, pi in zip(leg_ends, p, strict=True):
         row["p_parked"] = None if pi is None else float(pi)
@@ -132,7 +137,8 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceFacts, live: Liv
         raise ApiError(404, "not_found", f"device {device_id!r} has no vehicle-leg end at "
                        f"{ended_ms} under rules {facts.rules.identity}")
     row = ends.slice(int(hit[0]), 1)
-    model, p = _judge(live, facts.rules, row)
+    model, p_all = _judge(live, facts)
+    p = [None] if p_all is None else [float(p_all[int(hit[0])])]
     out = _rows(row, LEG_END_COLUMNS)[0]
     champion = live.champion if live is not None else None
     if model is not None and champion is not None:
@@ -159,15 +165,19 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceFacts, live: Liv
     }
 
 
-def _judge(live: Live | None, rules: RulesVersion, ends: pa.Table
-           ) -> tuple[dict[str, Any] | None, list[float | None]]:
-    """The champion's p(parked) for ``ends`` when it was trained on ``rules``."""
+def _judge(live: Live | None, facts: DeviceFacts
+           ) -> tuple[dict[str, Any] | None, np.ndarray | None]:
+    """The champion and its p(parked) for every leg end of ``facts``, when it was trained on
+    their rules (else None, None)."""
     champion = live.champion if live is not None else None
-    if champion is None or champion.model.rules_version != rules.identity:
-        return None, [None] * ends.num_rows
-    with one_thread():
-        p = champion.model.predict(ends)
-    return {"version": champion.version, "threshold": champion.model.threshold}, list(p)
+    if champion is None or champion.model.rules_version != facts.rules.identity:
+        return None, None
+    p = facts.judged.get(champion.version)
+    if p is None:
+        with one_thread():
+            p = champion.model.predict(facts.tables["facts_leg_end"])
+        facts.judged[champion.version] = p
+    return {"version": champion.version, "threshold": champion.model.threshold}, p
 
 
 def _car(live: Live | None, device_id: str) -> Any:
@@ -279,10 +289,14 @@ def _compare(a: list[dict[str, Any]], b: list[dict[str, Any]], pairs: list[tuple
 
 # --- helpers ------------------------------------------------------------------------------
 
+def _overlapping(table: pa.Table, start: str, end: str, lo: int, hi: int) -> np.ndarray:
+    s, e = table.column(start).to_numpy(), table.column(end).to_numpy()
+    return np.asarray((e >= lo) & (s <= hi))
+
+
 def _between(table: pa.Table, start: str, end: str, lo: int, hi: int) -> pa.Table:
     """Rows overlapping [lo, hi]."""
-    s, e = table.column(start).to_numpy(), table.column(end).to_numpy()
-    return table.filter(pa.array((e >= lo) & (s <= hi)))
+    return table.filter(pa.array(_overlapping(table, start, end, lo, hi)))
 
 
 def _line(f: Fixes, lo: int, hi: int, points: int) -> dict[str, Any]:

@@ -48,6 +48,9 @@ def add_console(app: FastAPI, service: Service,
                 admin: Callable[[Request], Awaitable[None]]) -> None:
     """Mount the page and add the console's routes (``admin``: the admin-only dependency)."""
     facts = console.Facts()
+    devices: dict[int, list[dict[str, Any]]] = {}
+    """the devices list as of the newest stored batch (a scan of every fix: read once per
+    batch stored, not once per page view)"""
     api = APIRouter(prefix="/v1/console", dependencies=[Depends(admin)], tags=["console"],
                     default_response_class=_Json, responses={
                         403: {"description": "not the admin token"},
@@ -72,6 +75,13 @@ def add_console(app: FastAPI, service: Service,
                 con.close()
         return asyncio.to_thread(run)
 
+    def listed(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+        committed = service.committed
+        if committed not in devices:
+            devices.clear()
+            devices[committed] = _devices(con)
+        return devices[committed]
+
     @api.get("/overview", response_model=m.Overview)
     async def overview() -> Response:
         """The devices, the rules versions, and what is served."""
@@ -83,7 +93,7 @@ def add_console(app: FastAPI, service: Service,
                     "rules": [{"name": r["name"], "identity": r["identity"],
                                "serving": r["identity"] == serving}
                               for r in list_versions(None, service.store_path)],
-                    "devices": _devices(con)}
+                    "devices": listed(con)}
         return _Json(await read(work))
 
     @api.get("/devices/{device_id}", response_model=m.DeviceView)

@@ -9,12 +9,24 @@
 import * as api from "./api.js";
 import {errorBox, h} from "./ui.js";
 
+// uPlot draws the charts of two views only: fetched the first time one of them opens
+let charts = null;
+function withCharts() {
+  charts ??= new Promise((resolve, reject) => {
+    const css = h("link", {rel: "stylesheet", href: "vendor/uplot/uPlot.min.css"});
+    const js = h("script", {src: "vendor/uplot/uPlot.iife.min.js", onload: resolve,
+      onerror: () => { charts = null; reject(new Error("could not load the charts library")); }});
+    document.head.append(css, js);
+  });
+  return charts;
+}
+
 const VIEWS = {
   device: () => import("./views/device.js"),
   rules: () => import("./views/rules.js"),
   models: () => import("./views/models.js"),
-  loop: () => import("./views/loop.js"),
-  live: () => import("./views/live.js"),
+  loop: () => withCharts().then(() => import("./views/loop.js")),
+  live: () => withCharts().then(() => import("./views/live.js")),
 };
 
 const main = document.getElementById("main");

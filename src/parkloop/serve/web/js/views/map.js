@@ -155,9 +155,8 @@ export function deviceMap(el, onPick) {
 
   function draw(d) {
     for (const group of Object.values(layers)) group.clearLayers();
-    for (const [lat, lon] of latLons(d.raw)) {
-      dot(lat, lon, COLOURS.raw, 2, {stroke: false, fillOpacity: 0.55, interactive: false}).addTo(layers.raw);
-    }
+    m.fit(dataBounds(d));  // before adding: every layer is then projected once, at its view
+    dotsLayer(d.raw, COLOURS.raw).addTo(layers.raw);
     if (d.track.lat.length) {
       L.polyline(latLons(d.track), {color: COLOURS.track, weight: 2, opacity: 0.75, interactive: false})
         .addTo(layers.track);
@@ -169,7 +168,6 @@ export function deviceMap(el, onPick) {
     }
     if (d.car && Number.isFinite(d.car.lat)) carMarker(d.car.lat, d.car.lon).addTo(layers.car);
     if (marked) mark(marked, false);
-    m.fit(dataBounds(d));
   }
 
   function mark(e, reveal) {
@@ -185,6 +183,51 @@ export function deviceMap(el, onPick) {
     delete window.__parkloopMap;
   }};
 }
+
+// Thousands of small non-interactive dots (the raw fixes) on one canvas of their own, redrawn
+// after each move: one Leaflet layer instead of one per fix (4000 circle markers took most of
+// the device view's drawing time).
+const DotsLayer = L.Layer.extend({
+  initialize(cols, colour) {
+    this._cols = cols;
+    this._colour = colour;
+  },
+  onAdd(map) {
+    this._canvas = L.DomUtil.create("canvas", "leaflet-zoom-hide");
+    this._canvas.style.pointerEvents = "none";
+    map.getPane("overlayPane").appendChild(this._canvas);
+    map.on("moveend resize", this._redraw, this);  // a zoom ends with a moveend too
+    this._redraw();
+  },
+  onRemove(map) {
+    map.off("moveend resize", this._redraw, this);
+    this._canvas.remove();
+  },
+  size() { return this._cols.lat.length; },
+  _redraw() {
+    const map = this._map;
+    const size = map.getSize();
+    const ratio = window.devicePixelRatio || 1;
+    Object.assign(this._canvas, {width: size.x * ratio, height: size.y * ratio});
+    Object.assign(this._canvas.style, {width: `${size.x}px`, height: `${size.y}px`});
+    L.DomUtil.setPosition(this._canvas, map.containerPointToLayerPoint([0, 0]));
+    const ctx = this._canvas.getContext("2d");
+    ctx.scale(ratio, ratio);
+    ctx.fillStyle = this._colour;
+    ctx.globalAlpha = 0.55;
+    ctx.beginPath();
+    const {lat, lon} = this._cols;
+    for (let i = 0; i < lat.length; i++) {
+      const p = map.latLngToContainerPoint([lat[i], lon[i]]);
+      if (p.x < -2 || p.y < -2 || p.x > size.x + 2 || p.y > size.y + 2) continue;
+      ctx.moveTo(p.x + 2, p.y);
+      ctx.arc(p.x, p.y, 2, 0, 2 * Math.PI);
+    }
+    ctx.fill();
+  },
+});
+
+const dotsLayer = (cols, colour) => new DotsLayer(cols, colour);
 
 function dataBounds(d) {
   const points = [...latLons(d.track.lat.length ? d.track : d.raw),
