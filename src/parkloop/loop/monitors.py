@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 HIGH_IS_BAD = {"drift": True, "accuracy": False, "new_labels": True, "parked_share": True,
                "confidence": True}
 """every monitor, and whether a high value is the bad side of its threshold"""
+BAD_SIDE = {name: "above" if high else "below" for name, high in HIGH_IS_BAD.items()}
+"""every monitor's bad side of its threshold, as the audit records and the console name it"""
 
 DAY_MS = 86_400_000
 EXACT_KS = 100_000

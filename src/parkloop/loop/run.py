@@ -47,7 +47,15 @@ from parkloop.interpret.spec import load_spec
 from parkloop.interpret.train import REFERENCE, label_set, never_seen, train
 from parkloop.loop import audit
 from parkloop.loop.config import LoopConfig, Threshold, load_config
-from parkloop.loop.monitors import HIGH_IS_BAD, Champion, Reading, judge, measure, new_labels
+from parkloop.loop.monitors import (
+    BAD_SIDE,
+    HIGH_IS_BAD,
+    Champion,
+    Reading,
+    judge,
+    measure,
+    new_labels,
+)
 
 if TYPE_CHECKING:
     from parkloop.store import Store
@@ -216,7 +224,7 @@ def _states(readings: dict[str, Reading], config: LoopConfig,
                      "alarm": alarm, "fired": alarm and not was,
                      "threshold": {"alarm": limits.alarm, "clear": limits.clear,
                                    "min_samples": limits.min_samples,
-                                   "bad": "above" if high else "below"},
+                                   "bad": BAD_SIDE[name]},
                      "detail": reading.detail, **({"note": reading.note} if reading.note else {})}
     return out
 

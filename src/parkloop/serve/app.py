@@ -749,7 +749,6 @@ class _Guard:
         self.metrics.requests.labels(scope["method"], name, str(status)).inc()
         self.metrics.latency.labels(name).observe(time.perf_counter() - start)
 
-
     def _path_of(self, endpoint: Any) -> str:
         """The route template of a plain Starlette route (the hot paths) or a mount (the
         console's files), which leave only their endpoint in the scope."""

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from parkloop.facts.rules import RulesVersion
-    from parkloop.serve.live import Live
+    from parkloop.serve.live import Champion, Live
 
 DEFAULT_POINTS = 4000
 """most points per drawn line (raw fixes, track) unless the request asks otherwise"""
@@ -52,7 +52,7 @@ PLACE_COLUMNS = ("place_no", "lat", "lon", "n_visits", "dwell_total_s", "first_m
 
 
 @dataclass(frozen=True)
-class DeviceFacts:
+class DeviceData:
     """One device under one rules version: its raw fixes (time order), the fixes the rules
     kept, and its fact tables."""
 
@@ -68,11 +68,11 @@ class Facts:
     """Devices' facts computed on demand, with a small LRU cache."""
 
     def __init__(self) -> None:
-        self._cache: OrderedDict[tuple[str, str, int], DeviceFacts] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, int], DeviceData] = OrderedDict()
         self._lock = threading.Lock()
 
     def of(self, con: duckdb.DuckDBPyConnection, device_id: str, rules: RulesVersion
-           ) -> DeviceFacts:
+           ) -> DeviceData:
         [newest] = con.execute("SELECT max(batch_no) FROM raw_batch WHERE device_id = ?",
                                [device_id]).fetchall()
         if newest[0] is None:
@@ -87,7 +87,7 @@ class Facts:
         made_of = device_facts(device_id, fixes, signals, rules, keep_clean=True)
         assert made_of.clean is not None
         order = np.argsort(fixes.t_ms, kind="stable")
-        made = DeviceFacts(rules, fixes.take(order), made_of.clean, made_of.tables)
+        made = DeviceData(rules, fixes.take(order), made_of.clean, made_of.tables)
         with self._lock:
             self._cache[key] = made
             while len(self._cache) > CACHED_DEVICES:
@@ -97,7 +97,7 @@ class Facts:
 
 # --- the device view ----------------------------------------------------------------------
 
-def device_view(facts: DeviceFacts, live: Live | None, device_id: str, *,
+def device_view(facts: DeviceData, live: Live | None, device_id: str, *,
                 from_ms: int | None, to_ms: int | None, points: int) -> dict[str, Any]:
     """Everything the device view draws, for the fixes and facts in [from_ms, to_ms]."""
     t = facts.raw.t_ms
@@ -109,18 +109,19 @@ def device_view(facts: DeviceFacts, live: Live | None, device_id: str, *,
                   STOP_COLUMNS)
     legs = _rows(_between(tables["facts_leg"], "started_ms", "finished_ms", lo, hi), LEG_COLUMNS)
     all_ends = tables["facts_leg_end"]
-    model, p_all = _judge(live, facts)
+    champion, p_all = _judge(live, facts)
     inside = _overlapping(all_ends, "ended_ms", "ended_ms", lo, hi)
-    ends = all_ends.filter(pa.array(inside))
-    p = [None] * ends.num_rows if p_all is None else p_all[inside].tolist()
-    leg_ends = _rows(ends, LEG_END_COLUMNS)
-    for row, pi in zip(leg_ends, p, strict=True):
-        row["p_parked"] = None if pi is None else float(pi)
-        row["parked"] = None if pi is None or model is None else bool(pi >= model["threshold"])
+    leg_ends = _rows(all_ends.filter(pa.array(inside)), LEG_END_COLUMNS)
+    if champion is not None and p_all is not None:
+        for row, pi in zip(leg_ends, p_all[inside].tolist(), strict=True):
+            row["p_parked"], row["parked"] = pi, pi >= champion.model.threshold
+    else:
+        for row in leg_ends:
+            row["p_parked"] = row["parked"] = None
     return {
         "device_id": device_id,
         "rules": {"name": facts.rules.name, "identity": facts.rules.identity},
-        "model": model, "span": span, "range": {"from_ms": lo, "to_ms": hi},
+        "model": _model(champion), "span": span, "range": {"from_ms": lo, "to_ms": hi},
         "raw": _line(facts.raw, lo, hi, points), "track": _line(facts.clean, lo, hi, points),
         "stops": stops, "legs": legs, "leg_ends": leg_ends,
         "places": _rows(tables["facts_place"], PLACE_COLUMNS),
@@ -128,7 +129,7 @@ def device_view(facts: DeviceFacts, live: Live | None, device_id: str, *,
     }
 
 
-def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceFacts, live: Live | None,
+def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceData, live: Live | None,
                    device_id: str, ended_ms: int) -> dict[str, Any]:
     """One vehicle-leg end: its features, p(parked) and what it was made of."""
     ends = facts.tables["facts_leg_end"]
@@ -136,11 +137,12 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceFacts, live: Liv
     if not len(hit):
         raise ApiError(404, "not_found", f"device {device_id!r} has no vehicle-leg end at "
                        f"{ended_ms} under rules {facts.rules.identity}")
-    row = ends.slice(int(hit[0]), 1)
-    model, p_all = _judge(live, facts)
-    p = [None] if p_all is None else [float(p_all[int(hit[0])])]
+    i = int(hit[0])
+    row = ends.slice(i, 1)
     out = _rows(row, LEG_END_COLUMNS)[0]
-    champion = live.champion if live is not None else None
+    champion, p_all = _judge(live, facts)
+    model = _model(champion)
+    p = None if champion is None or p_all is None else float(p_all[i])
     if model is not None and champion is not None:
         model |= {"learner": champion.model.learner, "spec": champion.model.spec,
                   "features": list(champion.model.features)}
@@ -150,25 +152,23 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceFacts, live: Liv
         FROM raw_fix f JOIN raw_batch b USING (batch_no)
         WHERE f.device_id = $d AND f.t_ms BETWEEN $lo AND $hi
         GROUP BY ALL ORDER BY f.batch_no""", params={"d": device_id, "lo": first, "hi": last}
-    ).to_arrow_table()
+    ).to_arrow_table().to_pylist()
     return {
         "device_id": device_id, **out,
         "rules": {"name": facts.rules.name, "identity": facts.rules.identity},
-        "model": model, "p_parked": None if p[0] is None else float(p[0]),
-        "parked": None if p[0] is None or model is None else bool(p[0] >= model["threshold"]),
+        "model": model, "p_parked": p,
+        "parked": None if p is None or champion is None else p >= champion.model.threshold,
         "features": {name: _plain(row.column(name)[0].as_py()) for name in FEATURES},
         "lineage": {"window": {"from_ms": first, "to_ms": last},
-                    "n_fixes": int(np.sum(batches.column("n_fixes").to_numpy()))
-                    if batches.num_rows else 0,
-                    "batches": batches.to_pylist()},
+                    "n_fixes": sum(b["n_fixes"] for b in batches),
+                    "batches": batches},
         "labels": _statements(con, device_id, ended_ms),
     }
 
 
-def _judge(live: Live | None, facts: DeviceFacts
-           ) -> tuple[dict[str, Any] | None, np.ndarray | None]:
-    """The champion and its p(parked) for every leg end of ``facts``, when it was trained on
-    their rules (else None, None)."""
+def _judge(live: Live | None, facts: DeviceData) -> tuple[Champion | None, np.ndarray | None]:
+    """The champion (read once: a swap may happen meanwhile) and its p(parked) for every leg
+    end of ``facts``, when it was trained on their rules (else None, None)."""
     champion = live.champion if live is not None else None
     if champion is None or champion.model.rules_version != facts.rules.identity:
         return None, None
@@ -177,7 +177,12 @@ def _judge(live: Live | None, facts: DeviceFacts
         with one_thread():
             p = champion.model.predict(facts.tables["facts_leg_end"])
         facts.judged[champion.version] = p
-    return {"version": champion.version, "threshold": champion.model.threshold}, p
+    return champion, p
+
+
+def _model(champion: Champion | None) -> dict[str, Any] | None:
+    return None if champion is None else {"version": champion.version,
+                                          "threshold": champion.model.threshold}
 
 
 def _car(live: Live | None, device_id: str) -> Any:
@@ -204,7 +209,7 @@ def _statements(con: duckdb.DuckDBPyConnection, device_id: str, ended_ms: int
 
 # --- two rules versions -------------------------------------------------------------------
 
-def diff(a: DeviceFacts, b: DeviceFacts, device_id: str) -> dict[str, Any]:
+def diff(a: DeviceData, b: DeviceData, device_id: str) -> dict[str, Any]:
     """One device's stops and leg ends under two rules versions, paired, and what changed."""
     sides = {}
     for name, f in (("a", a), ("b", b)):

@@ -25,7 +25,7 @@ from parkloop.facts.rules import RulesVersion, available, load_rules
 from parkloop.interpret.report import PLOTS
 from parkloop.loop.audit import history
 from parkloop.loop.config import load_config
-from parkloop.loop.monitors import HIGH_IS_BAD
+from parkloop.loop.monitors import BAD_SIDE
 from parkloop.serve import console
 from parkloop.serve import console_models as m
 from parkloop.serve.errors import ApiError
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 WEB = Path(__file__).parent / "web"
 """the page: index.html, its scripts and styles, and the vendored libraries"""
-_JSON = "application/json"
 
 Rules = Annotated[str | None, Query(max_length=64, description="a rules version's name "
                                     "(default: the one served)")]
@@ -169,8 +168,7 @@ def add_console(app: FastAPI, service: Service,
             return {"interval_s": service.loop.interval_s, "running": service.loop.running,
                     "passes": len(records),
                     "monitors": {name: {**getattr(config.monitors, name).model_dump(),
-                                        "bad": "above" if high else "below"}
-                                 for name, high in HIGH_IS_BAD.items()},
+                                        "bad": bad} for name, bad in BAD_SIDE.items()},
                     "history": records[-last:] if last else records}
         return _Json(await asyncio.to_thread(work))
 
