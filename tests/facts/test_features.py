@@ -16,9 +16,10 @@ def truncated(fixes: object, signals: Signals, until_ms: int) -> tuple[object, S
     keep = np.flatnonzero(fixes.t_ms <= until_ms)  # type: ignore[attr-defined]
     lk = signals.link_ms <= until_ms
     ak = signals.activity_ms <= until_ms
+    said = signals.statements
     return fixes.take(keep), Signals(  # type: ignore[attr-defined]
         signals.link_ms[lk], signals.link_connected[lk], signals.activity_ms[ak],
-        signals.activity_on_foot[ak])
+        signals.activity_on_foot[ak], said.take(said.said_ms <= until_ms))
 
 
 def test_features_at_decision_time_equal_batch_features(sim_store: Store) -> None:

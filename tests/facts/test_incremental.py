@@ -24,14 +24,17 @@ from parkloop.store import Store
 def stream(device: str, fixes: Fixes, signals: Signals, rules: RulesVersion,
            rng: np.random.Generator, lateness_share: float, max_chunk: int
            ) -> tuple[dict[str, pa.Table], DeviceStream]:
-    """Feed a device's events in a shuffled order (each event delayed by up to
-    ``lateness_share`` of the allowed lateness) and random chunks; collect final facts."""
+    """Feed a device's events (fixes, signals, statements) in a shuffled order (each event
+    delayed by up to ``lateness_share`` of the allowed lateness) and random chunks; collect
+    final facts."""
     lateness = rules.params.order.allowed_lateness_s * 1000
     arrive = fixes.t_ms + rng.uniform(0, lateness * lateness_share, len(fixes))
     order = np.argsort(arrive, kind="stable")
     link_at = signals.link_ms + rng.uniform(0, lateness * lateness_share, len(signals.link_ms))
     act_at = signals.activity_ms + rng.uniform(0, lateness * lateness_share,
                                                len(signals.activity_ms))
+    said = signals.statements  # said when they were said, arriving like everything else
+    said_at = said.said_ms + rng.uniform(0, lateness * lateness_share, len(said))
     s = DeviceStream(device, rules)
     got: dict[str, list[pa.Table]] = {k: [] for k in KEY}
     i = 0
@@ -43,7 +46,8 @@ def stream(device: str, fixes: Fixes, signals: Signals, rules: RulesVersion,
         li = (link_at > lo) & (link_at <= upto)
         ai = (act_at > lo) & (act_at <= upto)
         sig = Signals(signals.link_ms[li], signals.link_connected[li],
-                      signals.activity_ms[ai], signals.activity_on_foot[ai])
+                      signals.activity_ms[ai], signals.activity_on_foot[ai],
+                      said.take((said_at > lo) & (said_at <= upto)))
         update = s.push(fixes.t_ms[idx], fixes.lat[idx], fixes.lon[idx], fixes.accuracy_m[idx],
                         fixes.altitude_m[idx], sig)
         for k in got:

@@ -23,6 +23,7 @@ from parkloop.facts import tables
 from parkloop.facts.features import ON_FOOT, Signals
 from parkloop.facts.pipeline import DeviceFacts, Fixes, device_facts
 from parkloop.facts.rules import ENGINE_VERSION, RulesVersion
+from parkloop.facts.said import Statements
 
 if TYPE_CHECKING:
     from parkloop.store import Store
@@ -65,9 +66,9 @@ def ensure_tables(store: Store) -> None:
 def read_device(store: Store | None, device_id: str,
                 con: duckdb.DuckDBPyConnection | None = None, *,
                 upto_batch: int | None = None) -> tuple[Fixes, Signals]:
-    """One device's raw fixes (arrival order = batch_no, seq) and phone signals (``con``: a
-    cursor of the store's connection, for reading from another thread, or in place of
-    ``store``), from every batch or those up to ``upto_batch``."""
+    """One device's raw fixes (arrival order = batch_no, seq), phone signals and statements
+    (``con``: a cursor of the store's connection, for reading from another thread, or in
+    place of ``store``), from every batch or those up to ``upto_batch``."""
     if con is None:
         assert store is not None, "read_device needs a store or a cursor"
         con = store.con
@@ -81,13 +82,20 @@ def read_device(store: Store | None, device_id: str,
     acts = con.execute("""SELECT t_ms, activity FROM raw_activity
                           WHERE device_id = ? AND batch_no <= ? ORDER BY t_ms, activity""",
                        args).fetchnumpy()
+    labels = con.execute("""SELECT t_ms, end_ms, mode FROM raw_label
+                            WHERE device_id = ? AND batch_no <= ?""", args).fetchnumpy()
+    said = con.execute("""SELECT t_ms, parked_at_ms, lat, lon, parked FROM raw_feedback
+                          WHERE device_id = ? AND batch_no <= ?""", args).fetchnumpy()
     fixes = Fixes(np.asarray(f["t_ms"], np.int64), np.asarray(f["lat"], np.float64),
                   np.asarray(f["lon"], np.float64), nullable_floats(f["accuracy_m"]),
                   nullable_floats(f["altitude_m"]), np.arange(len(f["t_ms"]), dtype=np.int64))
     signals = Signals(np.asarray(links["t_ms"], np.int64),
                       np.asarray(links["connected"], bool),
                       np.asarray(acts["t_ms"], np.int64),
-                      np.isin(np.asarray(acts["activity"], object), ON_FOOT))
+                      np.isin(np.asarray(acts["activity"], object), ON_FOOT),
+                      Statements.from_events(
+                          labels["t_ms"], labels["end_ms"], labels["mode"], said["t_ms"],
+                          said["parked_at_ms"], said["lat"], said["lon"], said["parked"]))
     return fixes, signals
 
 

@@ -3,15 +3,15 @@
 Every feature of a leg end ending at ``t_end`` uses only what was known by its decision time
 ``t_end + wait_s``: the leg itself, what the device did during the wait (did the person walk
 away? did recording stop? did driving resume?), the place history so far, and the phone's
-own signals (car link, activity). A test truncates streams at the decision time and finds the
-same features.
+own signals (car link, activity), and what the person said before (:mod:`parkloop.facts.said`).
+A test truncates streams at the decision time and finds the same features.
 
 Local time is solar time (UTC + longitude/15 h): deterministic and needs no time-zone data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,7 @@ from parkloop.facts.legs import Segments, Spans, span_sum
 from parkloop.facts.motion import MOTION
 from parkloop.facts.places import PlaceHistory
 from parkloop.facts.rules import Params
+from parkloop.facts.said import SAID_FEATURES, Statements, said_features
 
 DAY_MS = 86_400_000
 SLOW_MPS = 1.0
@@ -36,23 +37,30 @@ FEATURES = (
     "n_fixes_after", "first_fix_after_s", "away_m", "max_away_m", "drives_on",
     "place_visits_before", "place_dwell_mean_s", "place_is_top", "n_places_known",
     "link_seen", "link_disconnect_near_end", "activity_on_foot_share_after",
-    *MOTION, *DRIVE_FEATURES,
+    *MOTION, *DRIVE_FEATURES, *SAID_FEATURES,
 )
 
 
 @dataclass(frozen=True)
 class Signals:
-    """A device's phone signals, time-ordered: car-link changes and activity guesses."""
+    """A device's phone signals, time-ordered: car-link changes and activity guesses; and
+    the person's own statements (labels, feedback)."""
 
     link_ms: np.ndarray
     link_connected: np.ndarray
     activity_ms: np.ndarray
     activity_on_foot: np.ndarray
+    statements: Statements = field(default_factory=Statements.none)
 
     @classmethod
     def none(cls) -> Signals:
         e = np.zeros(0, np.int64)
         return cls(e, np.zeros(0, bool), e, np.zeros(0, bool))
+
+    def with_statements(self, statements: Statements) -> Signals:
+        """The same phone signals with other statements (none: a stranger's view)."""
+        return Signals(self.link_ms, self.link_connected, self.activity_ms,
+                       self.activity_on_foot, statements)
 
 
 def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Segments,
@@ -116,6 +124,8 @@ def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Se
         "link_seen": link_seen, "link_disconnect_near_end": disconnect,
         "activity_on_foot_share_after": foot_share,
         **motion, **history_of_drives,
+        **said_features(t_ms[s], lat[s], lon[s], t_end, lat[e], lon[e], decided,
+                        signals.statements, drives),
     })
 
 

@@ -25,6 +25,7 @@ from parkloop.facts.features import Signals
 from parkloop.facts.pipeline import Fixes, device_facts
 from parkloop.facts.places import PlaceState, assign
 from parkloop.facts.rules import RulesVersion
+from parkloop.facts.said import Statements
 from parkloop.facts.tables import SCHEMAS
 
 END = {"facts_stop": "finished_ms", "facts_trip": "finished_ms", "facts_leg": "finished_ms",
@@ -62,6 +63,7 @@ class DeviceStream:
         self._emitted = dict.fromkeys(KEY, NEVER)
         self._links: list[tuple[np.ndarray, np.ndarray]] = []
         self._acts: list[tuple[np.ndarray, np.ndarray]] = []
+        self._said = Statements.none()
         self.late = 0
         self._last_tables: dict[str, pa.Table] = {
             name: schema.empty_table() for name, schema in SCHEMAS.items()}
@@ -69,7 +71,10 @@ class DeviceStream:
     def push(self, t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray,
              accuracy_m: np.ndarray | None = None, altitude_m: np.ndarray | None = None,
              signals: Signals | None = None) -> Update:
-        """Take the next fixes in arrival order (and any phone signals); return the update."""
+        """Take the next fixes in arrival order (and any phone signals and statements); return
+        the update. A statement counts for the leg ends not yet final when it arrives (the
+        batch build counts it for every leg end decided after it was said): the two agree
+        when statements arrive within the allowed lateness, as phone signals do."""
         t_ms = np.asarray(t_ms, np.int64)
         n = len(t_ms)
         nan = np.full(n, np.nan)
@@ -88,6 +93,8 @@ class DeviceStream:
         if signals is not None:
             self._links.append((signals.link_ms, signals.link_connected))
             self._acts.append((signals.activity_ms, signals.activity_on_foot))
+            if len(signals.statements):
+                self._said = self._said.extend(signals.statements)
         return self._run(final_until=self._max_seen - self._lateness - self._horizon)
 
     def flush(self) -> Update:
@@ -100,10 +107,10 @@ class DeviceStream:
 
     def _signals(self) -> Signals:
         if not self._links and not self._acts:
-            return Signals.none()
+            return Signals.none().with_statements(self._said)
         lt, lc = _merge_sorted(self._links)
         at, af = _merge_sorted(self._acts)
-        return Signals(lt, lc.astype(bool), at, af.astype(bool))
+        return Signals(lt, lc.astype(bool), at, af.astype(bool), self._said)
 
     def _run(self, final_until: int) -> Update:
         complete = None if final_until == np.iinfo(np.int64).max else \

@@ -29,6 +29,7 @@ from parkloop.facts.build import BuildReport, raw_watermark, write_facts
 from parkloop.facts.features import ON_FOOT, Signals
 from parkloop.facts.pipeline import DeviceFacts, Fixes, device_facts
 from parkloop.facts.rules import RulesVersion
+from parkloop.facts.said import Statements
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,8 +47,8 @@ _OUT = "device_id string, name string, ipc binary, n_fixes long, n_used long, n_
 def export_raw(store: Store, directory: Path) -> Path:
     """Write the store's raw events as one Parquet dataset
     (``directory/raw_events.parquet``) with a ``kind`` column: fixes, car-link changes,
-    activities (what facts read) and labels and feedback (what training reads); returns its
-    path."""
+    activities and the person's statements (labels; feedback, said at ``t_ms`` about the
+    answer at ``end_ms``); returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / RAW_FILE
     none = "NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
@@ -67,8 +68,8 @@ def export_raw(store: Store, directory: Path) -> Path:
         SELECT device_id, {KIND_LABEL}, batch_no, seq, t_ms, {none}, NULL, NULL, start_ms,
                end_ms, mode, NULL FROM raw_label
         UNION ALL
-        SELECT device_id, {KIND_FEEDBACK}, batch_no, seq, parked_at_ms, lat, lon, NULL, NULL,
-               NULL, NULL, NULL, NULL, NULL, parked FROM raw_feedback
+        SELECT device_id, {KIND_FEEDBACK}, batch_no, seq, t_ms, lat, lon, NULL, NULL,
+               NULL, NULL, NULL, parked_at_ms, NULL, parked FROM raw_feedback
     ) TO '{path}' (FORMAT parquet)""")
     return path
 
@@ -147,6 +148,8 @@ def _device_events(events: pa.Table, kind: np.ndarray) -> tuple[Fixes, Signals]:
     f = part(KIND_FIX, [("batch_no", "ascending"), ("seq", "ascending")])
     links = part(KIND_LINK, [("t_ms", "ascending"), ("connected", "ascending")])
     acts = part(KIND_ACTIVITY, [("t_ms", "ascending"), ("activity", "ascending")])
+    by_arrival = [("batch_no", "ascending"), ("seq", "ascending")]
+    labels, said = part(KIND_LABEL, by_arrival), part(KIND_FEEDBACK, by_arrival)
 
     def col(t: pa.Table, name: str, dtype: type) -> np.ndarray:
         return np.asarray(t.column(name).to_numpy(zero_copy_only=False), dtype)
@@ -156,7 +159,13 @@ def _device_events(events: pa.Table, kind: np.ndarray) -> tuple[Fixes, Signals]:
                   _floats(f, "altitude_m"), np.arange(f.num_rows, dtype=np.int64))
     signals = Signals(col(links, "t_ms", np.int64), col(links, "connected", bool),
                       col(acts, "t_ms", np.int64),
-                      np.isin(np.asarray(acts.column("activity").to_pylist(), object), ON_FOOT))
+                      np.isin(np.asarray(acts.column("activity").to_pylist(), object), ON_FOOT),
+                      Statements.from_events(
+                          col(labels, "t_ms", np.int64), col(labels, "end_ms", np.int64),
+                          np.asarray(labels.column("mode").to_pylist(), object),
+                          col(said, "t_ms", np.int64), col(said, "end_ms", np.int64),
+                          col(said, "lat", float), col(said, "lon", float),
+                          col(said, "parked", bool)))
     return fixes, signals
 
 

@@ -33,7 +33,8 @@ SCHEMAS: dict[str, pa.Schema] = {
                               "link_disconnect_near_end"}
          else _I if name in {"leg_n_halts", "weekday_local", "n_fixes_after",
                              "place_visits_before", "n_places_known", "drives_before",
-                             "drives_started_near_before", "drives_ended_near_before"}
+                             "drives_started_near_before", "drives_ended_near_before",
+                             "said_car_before", "said_other_before"}
          else _F)
         for name in FEATURES]),
     "facts_place": pa.schema([*_KEY,

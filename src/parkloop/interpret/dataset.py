@@ -29,9 +29,20 @@ class TrainingSet:
     sources: np.ndarray | None = None
     """where each row's label came from: ``label`` (a label's end), ``inside`` (inside a
     non-car label's span) or ``feedback``"""
+    X_unsaid: np.ndarray | None = None
+    """the same rows as a stranger's would be (built with nothing the person said): trained
+    on beside ``X`` so that the model knows both, never scored"""
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def fit_data(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What a model is fitted on for the rows ``rows`` (a mask): their features, and
+        again as a stranger's where ``X_unsaid`` is known."""
+        if self.X_unsaid is None:
+            return self.X[rows], self.y[rows]
+        return (np.vstack([self.X[rows], self.X_unsaid[rows]]),
+                np.concatenate([self.y[rows], self.y[rows]]))
 
 
 def training_set(store: Store, rules_version: str,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from parkloop.interpret.labels import _HAVERSINE, MATCH_M, MATCH_S
@@ -21,20 +22,26 @@ if TYPE_CHECKING:
     from parkloop.store import Store
 
 
-def end_to_end(store: Store, events: pa.Table, devices: list[str] | None = None
-               ) -> dict[str, Any]:
+def end_to_end(store: Store, events: pa.Table, devices: list[str] | None = None, *,
+               after: dict[str, int] | None = None) -> dict[str, Any]:
     """Pooled and per-person figures for ``events`` (columns device_id, t_ms, lat, lon) over
-    ``devices`` (default: every device with labels)."""
+    ``devices`` (default: every device with labels); with ``after``, only each device's
+    segments ending after its time there (ms) and the events after it are judged (a warm
+    person's later trips)."""
     win = MATCH_S * 1000
     con = store.con.cursor()
     con.register("_events", events.select(["device_id", "t_ms", "lat", "lon"]))
-    con.register("_devices", pa.table({"device_id": pa.array(
-        devices if devices is not None else [], pa.string())}))
-    chosen = "SELECT device_id FROM _devices" if devices is not None else \
-        "SELECT DISTINCT device_id FROM raw_label"
+    who = sorted(after) if devices is None and after is not None else devices
+    con.register("_devices", pa.table({
+        "device_id": pa.array(who if who is not None else [], pa.string()),
+        "from_ms": pa.array([(after or {}).get(d, np.iinfo(np.int64).min)
+                             for d in (who or [])], pa.int64())}))
+    chosen = "SELECT device_id, from_ms FROM _devices" if who is not None else \
+        "SELECT DISTINCT device_id, -9223372036854775808 AS from_ms FROM raw_label"
     rows = con.sql(f"""
         WITH who AS ({chosen}),
-        seg AS (SELECT l.* FROM raw_label l JOIN who USING (device_id)),
+        seg AS (SELECT l.* FROM raw_label l JOIN who USING (device_id)
+                WHERE l.end_ms > who.from_ms),
         ends AS (          -- each segment's end at the fix nearest in time
             SELECT s.device_id, s.batch_no, s.seq, s.mode = 'car' AS car, s.end_ms AS t_ms,
                    f.lat, f.lon
@@ -42,7 +49,8 @@ def end_to_end(store: Store, events: pa.Table, devices: list[str] | None = None
                                      AND f.t_ms BETWEEN s.end_ms - {win} AND s.end_ms + {win}
             QUALIFY row_number() OVER (PARTITION BY s.device_id, s.batch_no, s.seq
                                        ORDER BY abs(f.t_ms - s.end_ms), f.t_ms) = 1),
-        ev AS (SELECT e.*, row_number() OVER () AS ev_no FROM _events e JOIN who USING (device_id)),
+        ev AS (SELECT e.*, row_number() OVER () AS ev_no FROM _events e JOIN who USING (device_id)
+               WHERE e.t_ms > who.from_ms),
         near AS (
             SELECT ev.ev_no, ends.batch_no, ends.seq, ends.car
             FROM ev JOIN ends ON ends.device_id = ev.device_id

@@ -52,6 +52,8 @@ class Scores:
     threshold: float
     fold: np.ndarray
     importance: dict[str, float]
+    p_unsaid: np.ndarray | None = None
+    """out-of-fold p(parked) of the same rows as strangers' (nothing said), where known"""
 
 
 class Confusion(NamedTuple):
@@ -179,18 +181,21 @@ def cross_validate(data: TrainingSet, name: str, make: Learner, *, folds: int = 
     fold = fold_numbers(data, folds, seed)
     usable = np.ones(len(data), bool) if train_rows is None else np.asarray(train_rows, bool)
     p = np.zeros(len(data))
+    p_unsaid = None if data.X_unsaid is None else np.zeros(len(data))
     drops: list[np.ndarray] = []
     for k in range(int(fold.max()) + 1):
         test = fold == k
-        model = make().fit(data.X[~test & usable], data.y[~test & usable])
+        model = make().fit(*data.fit_data(~test & usable))
         p[test] = model.predict_proba(data.X[test])[:, 1]
+        if p_unsaid is not None and data.X_unsaid is not None:
+            p_unsaid[test] = model.predict_proba(data.X_unsaid[test])[:, 1]
         if importance and _both_classes(data.y[test]):
             drops.append(permutation_drops(model, data.X[test], data.y[test], seed=seed))
     mean = np.mean(drops, axis=0) if drops else np.zeros(0)
     p.setflags(write=False)
     fold.setflags(write=False)
     return Scores(name, p, float(threshold), fold,
-                  {f: float(v) for f, v in zip(data.features, mean, strict=False)})
+                  {f: float(v) for f, v in zip(data.features, mean, strict=False)}, p_unsaid)
 
 
 def permutation_drops(model: Any, X: np.ndarray, y: np.ndarray, *,

@@ -7,7 +7,7 @@ MLflow and no store access on the way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from parkloop.errors import ModelError
 from parkloop.interpret.baseline import ThresholdRule
-from parkloop.interpret.spec import Boosting, Learner, Logistic, Rule
+from parkloop.interpret.spec import Boosting, Learner, Logistic, Policy, Rule
 
 MODEL_FILE = "model.joblib"
 CALIBRATION_FOLDS = 3
@@ -37,6 +37,20 @@ def one_thread() -> threadpool_limits:
     on a busy machine OpenMP's spinning workers made one boosting fit of 150 rows take 6 s
     instead of 0.1 s. Train and score inside it."""
     return threadpool_limits(limits=1, user_api="openmp")
+
+
+def _resolved(threshold: float | str) -> float:
+    """A policy threshold as a number (one not resolved by training yet: none)."""
+    return float(threshold) if not isinstance(threshold, str) else 0.0
+
+
+def _column(table: pa.Table, name: str, missing: float) -> np.ndarray:
+    """A column as floats, NULL and an absent column as ``missing``."""
+    if name not in table.column_names:
+        return np.full(table.num_rows, missing)
+    x = np.asarray(table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False),
+                   float)
+    return np.where(np.isnan(x), missing, x)
 
 
 def signed_log(x: np.ndarray) -> np.ndarray:
@@ -73,9 +87,22 @@ def make_learner(learner: Learner, features: tuple[str, ...], calibration: str,
     return CalibratedClassifierCV(est, method=calibration, cv=CALIBRATION_FOLDS)
 
 
+STRANGER = ("said_car_before", "said_other_before")
+"""a leg end whose person has said nothing before it (both zero) is a stranger's"""
+RIDE_ON = ("drives_on", "max_away_m")
+"""the vehicle moved on within the wait, and how far the phone got from the halt"""
+
+POLICY_COLUMNS = (*STRANGER, *RIDE_ON)
+"""the leg-end columns the call policy reads beside the model's features"""
+
+CALLS = ("parked", "below threshold", "stranger", "ride goes on")
+"""why a leg end was called as it was (:meth:`ParkedModel.reasons`)"""
+
+
 @dataclass(frozen=True)
 class ParkedModel:
-    """p(parked) for leg ends: ``estimator`` over ``features``, parked at ``threshold``."""
+    """p(parked) for leg ends: ``estimator`` over ``features``, parked at ``threshold``, or
+    at ``policy``'s higher threshold for strangers, and never where the ride went on."""
 
     estimator: Any
     features: tuple[str, ...]
@@ -84,6 +111,27 @@ class ParkedModel:
     spec: str
     """the spec's identity (name@hash)"""
     rules_version: str
+    policy: Policy = field(default_factory=Policy)
+
+    def reasons(self, table: pa.Table, p: np.ndarray) -> np.ndarray:
+        """For each leg end of ``table`` with p(parked) ``p``, the index in :data:`CALLS` of
+        why it is called as it is: 0 parked, else why not."""
+        policy = getattr(self, "policy", Policy())  # models pickled before policies
+        p = np.asarray(p)
+        why = np.where(p >= self.threshold, 0, 1)
+        stranger = _resolved(policy.stranger_threshold)
+        if stranger > 0 and len(why):
+            unknown = sum(_column(table, c, 0.0) for c in STRANGER) == 0
+            why = np.where(unknown, np.where(p >= stranger, 0, 2), why)
+        if policy.ride_on_away_m is not None and len(why):
+            on = _column(table, RIDE_ON[0], 0.0) > 0
+            near = _column(table, RIDE_ON[1], np.inf) <= policy.ride_on_away_m
+            why = np.where((why == 0) & on & near, 3, why)
+        return why
+
+    def call(self, table: pa.Table, p: np.ndarray) -> np.ndarray:
+        """Called parked or not, for each leg end of ``table`` with p(parked) ``p``."""
+        return np.asarray(self.reasons(table, p) == 0)
 
     def predict(self, table: pa.Table) -> np.ndarray:
         """p(parked) for every row of a ``facts_leg_end`` table (or any table with the
@@ -97,6 +145,18 @@ class ParkedModel:
                                         .to_numpy(zero_copy_only=False), float)
                              for f in self.features])
         return np.asarray(self.estimator.predict_proba(X)[:, 1], float)
+
+    def describe_policy(self) -> str:
+        """The call policy in words."""
+        policy = getattr(self, "policy", Policy())
+        words = [f"parked at p >= {self.threshold:.3f}"]
+        stranger = _resolved(policy.stranger_threshold)
+        if stranger > 0:
+            words.append(f"p >= {stranger:.3f} for a person who has said nothing yet")
+        if policy.ride_on_away_m is not None:
+            words.append(f"never where the vehicle moved on with the phone within "
+                         f"{policy.ride_on_away_m:.0f} m")
+        return "; ".join(words)
 
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ import pyarrow as pa
 from parkloop.errors import ModelError
 from parkloop.facts.catalog import built_watermark
 from parkloop.facts.geo import haversine_m
-from parkloop.interpret.model import one_thread
+from parkloop.interpret.model import CALLS, one_thread
 
 if TYPE_CHECKING:
     from parkloop.interpret.model import ParkedModel
@@ -79,7 +79,7 @@ def score_pending(store: Store, model: ParkedModel, version: str) -> int:
         "rules_version": pending.column("rules_version"),
         "device_id": pending.column("device_id"), "ended_ms": pending.column("ended_ms"),
         "lat": pending.column("lat"), "lon": pending.column("lon"),
-        "p_parked": pa.array(p, pa.float64()), "parked": pa.array(p >= model.threshold),
+        "p_parked": pa.array(p, pa.float64()), "parked": pa.array(model.call(pending, p)),
         "decided_at_ms": pa.array([int(time.time() * 1000)] * pending.num_rows, pa.int64()),
         "facts_built_ms": pa.array([built] * pending.num_rows, pa.int64())})
     store.con.register("_judged", rows)
@@ -146,7 +146,7 @@ def car_answer(device_id: str, ends: pa.Table, drives: pa.Table, version: str | 
     parked = np.flatnonzero(np.asarray(ends.column("parked"), bool))
     if not len(parked):
         return CarAnswer(device_id, "unknown", None, None, None, None, version, rules_version,
-                         "no parking event known")
+                         _why_unknown(ends))
     ended = np.asarray(ends.column("ended_ms"), np.int64)
     last = int(parked[np.argmax(ended[parked])])
     lat, lon = float(ends.column("lat")[last].as_py()), float(ends.column("lon")[last].as_py())
@@ -161,6 +161,22 @@ def car_answer(device_id: str, ends: pa.Table, drives: pa.Table, version: str | 
     return CarAnswer(device_id, "parked", lat, lon, int(ended[last]),
                      float(ends.column("p_parked")[last].as_py()), version, rules_version,
                      "parked")
+
+
+def _why_unknown(ends: pa.Table) -> str:
+    """Why no leg end of a device is a parking event, in words."""
+    if not ends.num_rows:
+        return "no parking event known"
+    if "why" in ends.column_names:
+        latest = int(np.argmax(np.asarray(ends.column("ended_ms"), np.int64)))
+        why = CALLS[int(ends.column("why")[latest].as_py())]
+        if why == "stranger":
+            return ("abstained: the last drive's end is not sure enough to name a parking "
+                    "place for someone who has told parkloop nothing yet (say 'I parked "
+                    "here' or answer 'did you park here?' to teach it)")
+        if why == "ride goes on":
+            return "no parking event known: the last vehicle moved on with you aboard"
+    return "no parking event known: no drive's end looked like parking"
 
 
 def where_is_car(store: Store, device_id: str, version: str, rules_version: str) -> CarAnswer:

@@ -49,7 +49,7 @@ def labelled_leg_ends(spark: SparkSession, raw: Path | str, leg_ends: DataFrame,
             SELECT device_id, batch_no, seq, mode, end_ms AS at_ms, lat, lon,
                    mode = 'car' AS parked, 'label' AS source, 1 AS rank FROM label_end
             UNION ALL
-            SELECT device_id, batch_no, seq, 'feedback', t_ms, lat, lon, parked,
+            SELECT device_id, batch_no, seq, 'feedback', end_ms, lat, lon, parked,
                    'feedback', 0 FROM raw_events WHERE kind = {KIND_FEEDBACK}),
         pairs AS (
             SELECT e.device_id, e.ended_ms, s.parked, s.mode, s.source, s.batch_no, s.seq,

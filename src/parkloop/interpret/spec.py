@@ -87,12 +87,30 @@ class Train(_Section):
     calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid"
     threshold: Literal["best_f1"] | Annotated[float, Field(gt=0, lt=1)] = "best_f1"
     max_labels_per_device: Annotated[int, Field(ge=0)] = 0
+    unsaid_copies: bool = False
+    """train on every labelled leg end twice: as built, and as a stranger's would be (with
+    nothing the person said), so that the model answers both"""
 
 
 class Gate(_Section):
     min_f1: Annotated[float, Field(ge=0, le=1)] = 0.0
     min_pr_auc: Annotated[float, Field(ge=0, le=1)] = 0.0
     margin: float = 0.0
+
+
+class Policy(_Section):
+    """When a p(parked) becomes a call: what the model's threshold alone does not say."""
+
+    stranger_threshold: Literal["best_f1"] | Annotated[float, Field(ge=0, le=1)] = 0.0
+    """p(parked) a leg end needs to be called parked when its person has said nothing before
+    it (no label, no feedback); the model's own threshold where that is higher. ``best_f1``:
+    the threshold best on the out-of-fold scores of the training rows seen as strangers'
+    (``train.unsaid_copies``). A wrong parking place costs a person more than an honest
+    "unknown"."""
+    ride_on_away_m: Annotated[float, Field(ge=0)] | None = None
+    """a halt where the vehicle moved on within the wait while the phone stayed within this
+    of the halt (a bus, train or car the person never left) is never a parking, m; none:
+    the model alone decides"""
 
 
 class SpecParams(_Section):
@@ -103,6 +121,7 @@ class SpecParams(_Section):
     learners: Annotated[dict[str, Learner], Field(min_length=1)]
     train: Train = Train()
     gate: Gate = Gate()
+    policy: Policy = Policy()
 
     @model_validator(mode="after")
     def _known_features(self) -> SpecParams:

@@ -36,9 +36,10 @@ from parkloop.interpret.evaluate import (
     permutation_drops,
 )
 from parkloop.interpret.labels import leg_end_labels
-from parkloop.interpret.model import ParkedModel, make_learner, one_thread
+from parkloop.interpret.model import POLICY_COLUMNS, ParkedModel, make_learner, one_thread
 from parkloop.interpret.report import write_report
-from parkloop.interpret.spec import ModelSpec, Rule, load_spec
+from parkloop.interpret.spec import ModelSpec, Policy, Rule, load_spec
+from parkloop.interpret.views import PersonView, person_views
 
 if TYPE_CHECKING:
     from parkloop.interpret.registry import Registry
@@ -95,6 +96,8 @@ class Evaluation:
     end_to_end: dict[str, Any]
     figures: dict[str, dict[str, float]]
     """every candidate's pooled out-of-fold figures"""
+    policy: Policy = field(default_factory=Policy)
+    """the spec's call policy with its thresholds resolved"""
 
 
 def _make(spec: ModelSpec, name: str, features: tuple[str, ...]) -> Callable[[], Any]:
@@ -142,6 +145,13 @@ def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Tabl
             "more labels: `parkloop simulate --label-share`)")
     ended = np.asarray(labels.column("ended_ms").to_numpy(), np.int64)  # same order
     train_rows = usable_rows(spec, data, ended)
+    views: dict[str, PersonView] = {}
+    if spec.train.unsaid_copies or full:
+        step("building each person's facts as a stranger's (cold) and warm")
+        views = person_views(store, load_rules(spec.rules, store.path),
+                             sorted(set(data.groups.tolist())))
+    if spec.train.unsaid_copies:
+        data = replace(data, X_unsaid=unsaid_rows(data, ended, views))
     candidates = []
     for name in spec.learners:
         step(f"cross-validating {name}")
@@ -154,23 +164,38 @@ def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Tabl
         t = (best_threshold(data.y, scores.p) if spec.train.threshold == "best_f1"
              else float(spec.train.threshold))
         candidates.append(replace(scores, threshold=t))
+    policy = spec.policy
     figure = {c.name: _figures(data, c) for c in candidates}
     chosen = max(candidates, key=lambda c: figure[c.name][_SELECT[spec.train.select]])
+    if policy.stranger_threshold == "best_f1":
+        if chosen.p_unsaid is None:
+            raise ModelError("policy.stranger_threshold = 'best_f1' needs "
+                             "train.unsaid_copies = true")
+        policy = policy.model_copy(update={
+            "stranger_threshold": best_threshold(data.y, chosen.p_unsaid)})
     nan = float("nan")
-    e2e: dict[str, Any] = {"precision": nan, "recall": nan, "f1": nan,
-                           "without_dominant": {"f1": nan}, "per_person": []}
+    unknown = {"precision": nan, "recall": nan, "f1": nan, "per_person": [],
+               "without_dominant": {"precision": nan, "recall": nan, "f1": nan}}
+    e2e: dict[str, Any] = {**unknown, "warm": unknown}
     if full:
         step(f"end to end and feature importance ({chosen.name})")
-        e2e, importance = _end_to_end(store, spec, rules_version, data, chosen, train_rows)
+        e2e, importance = _end_to_end(store, spec, rules_version, data, chosen, train_rows,
+                                      views, policy)
         chosen = replace(chosen, importance=importance)
         candidates = [chosen if c.name == chosen.name else c for c in candidates]
     m = {**figure[chosen.name], **{f"rule_{k}": v for k, v in figure[candidates[0].name].items()
                                    if isinstance(spec.learners[candidates[0].name], Rule)},
          "e2e_precision": e2e["precision"], "e2e_recall": e2e["recall"], "e2e_f1": e2e["f1"],
-         "e2e_f1_others": e2e["without_dominant"]["f1"], "threshold": chosen.threshold,
+         "e2e_f1_others": e2e["without_dominant"]["f1"],
+         "e2e_precision_others": e2e["without_dominant"]["precision"],
+         "warm_precision": e2e["warm"]["precision"], "warm_recall": e2e["warm"]["recall"],
+         "warm_f1": e2e["warm"]["f1"], "warm_f1_others": e2e["warm"]["without_dominant"]["f1"],
+         "warm_precision_others": e2e["warm"]["without_dominant"]["precision"],
+         "threshold": chosen.threshold,
+         "stranger_threshold": float(policy.stranger_threshold),
          "n_labelled": float(len(data)), "n_parked": float(data.y.sum()),
          "n_people": float(len(set(data.groups.tolist())))}
-    return Evaluation(data, candidates, chosen, train_rows, m, e2e, figure)
+    return Evaluation(data, candidates, chosen, train_rows, m, e2e, figure, policy)
 
 
 def _figures(data: TrainingSet, scores: Scores) -> dict[str, float]:
@@ -185,36 +210,66 @@ def _figures(data: TrainingSet, scores: Scores) -> dict[str, float]:
             "f1_ends": e.f1, "pr_auc_ends": e.pr_auc}
 
 
+def unsaid_rows(data: TrainingSet, ended_ms: np.ndarray, views: dict[str, PersonView]
+                ) -> np.ndarray:
+    """The training rows' features as each person's cold view has them (nothing said)."""
+    X = np.full(data.X.shape, np.nan)
+    for person, view in views.items():
+        rows = np.flatnonzero(data.groups == person)
+        cold = view.cold
+        at = {t: i for i, t in enumerate(cold.column("ended_ms").to_pylist())}
+        pick = np.array([at.get(int(t), -1) for t in ended_ms[rows]], np.int64)
+        cols = np.column_stack([np.asarray(cold.column(f).cast(pa.float64()).to_numpy(
+            zero_copy_only=False), float) for f in data.features]) if cold.num_rows else \
+            np.zeros((0, len(data.features)))
+        ok = pick >= 0
+        X[rows[ok]] = cols[pick[ok]]
+        X[rows[~ok]] = data.X[rows[~ok]]
+    return X
+
+
 def _end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: TrainingSet,
-                chosen: Scores, train_rows: np.ndarray
-                ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Every leg end of each held-out person scored by the fold's model; those called parked
-    are the person's exported events, judged against all their labelled segment ends. And
-    the permutation importance of each feature in the held-out folds (see
-    :func:`~parkloop.interpret.evaluate.cross_validate`)."""
+                chosen: Scores, train_rows: np.ndarray, views: dict[str, PersonView],
+                policy: Policy) -> tuple[dict[str, Any], dict[str, float]]:
+    """Every leg end of each held-out person scored by the fold's model and called by the
+    spec's policy, the two ways people meet it (:mod:`parkloop.interpret.views`): **cold**
+    (nothing they said known; all their labelled segments judged) and **warm** (what they
+    said about their first segments known; the later ones judged). Those called parked are
+    the person's exported events. And the permutation importance of each feature in the
+    held-out folds (see :func:`~parkloop.interpret.evaluate.cross_validate`)."""
     make = _make(spec, chosen.name, data.features)
     people = sorted(set(data.groups.tolist()))
-    events = []
+    events: dict[str, list[pa.Table]] = {"cold": [], "warm": []}
+    calls: dict[str, dict[str, tuple[int, int]]] = {"cold": {}, "warm": {}}
     drops = []
     for k in np.unique(chosen.fold):
         test = chosen.fold == k
-        model = make().fit(data.X[~test & train_rows], data.y[~test & train_rows])
+        model = make().fit(*data.fit_data(~test & train_rows))
         if data.y[test].any() and not data.y[test].all():
             drops.append(permutation_drops(model, data.X[test], data.y[test],
                                            seed=spec.train.seed))
-        held_out = sorted(set(data.groups[test].tolist()))
-        ends = store.con.sql(
-            f"SELECT device_id, ended_ms AS t_ms, lat, lon, {', '.join(data.features)} "
-            "FROM facts_leg_end WHERE rules_version = $rv AND list_contains($who, device_id)",
-            params={"rv": rules_version, "who": held_out}).to_arrow_table()
         pm = ParkedModel(model, data.features, chosen.threshold, chosen.name, spec.identity,
-                         rules_version)
-        events.append(ends.filter(pa.array(pm.predict(ends) >= chosen.threshold)))
-    figures = end_to_end(store, pa.concat_tables(events).select(["device_id", "t_ms", "lat",
-                                                                 "lon"]), people)
-    figures["without_dominant"] = subset(figures, set(DOMINANT_PEOPLE))
+                         rules_version, policy)
+        for person in sorted(set(data.groups[test].tolist())):
+            for how in ("cold", "warm"):
+                ends = getattr(views[person], how)
+                called = pm.call(ends, pm.predict(ends))
+                calls[how][person] = (int(called.sum()), ends.num_rows)
+                events[how].append(ends.filter(pa.array(called)).select(
+                    ["device_id", "ended_ms", "lat", "lon"]).rename_columns(
+                    ["device_id", "t_ms", "lat", "lon"]))
+    figures = {}
+    for how in ("cold", "warm"):
+        got = pa.concat_tables(events[how])
+        f = end_to_end(store, got, people) if how == "cold" else end_to_end(
+            store, got, after={p: views[p].warm_from_ms for p in people})
+        for row in f["per_person"]:
+            row["called"], row["leg_ends"] = calls[how].get(row["device_id"], (0, 0))
+        f["without_dominant"] = subset(f, set(DOMINANT_PEOPLE))
+        figures[how] = f
     mean = np.mean(drops, axis=0) if drops else np.zeros(len(data.features))
-    return figures, {f: float(v) for f, v in zip(data.features, mean, strict=True)}
+    return {**figures["cold"], "warm": figures["warm"]}, {
+        f: float(v) for f, v in zip(data.features, mean, strict=True)}
 
 
 def label_set(labels: pa.Table) -> tuple[str, pa.Table]:
@@ -303,8 +358,9 @@ def reference(store: Store, model: ParkedModel, rows: int = REFERENCE_ROWS) -> p
     """What the model was trained beside: the features it reads and its p(parked) on the leg
     ends of its rules version (at most ``rows`` of them, drawn with a fixed seed). The loop's
     drift and answer monitors compare recent leg ends with it."""
+    columns = dict.fromkeys([*model.features, *POLICY_COLUMNS])  # in order, once each
     ends = store.con.sql(
-        f"SELECT {', '.join(model.features)} FROM facts_leg_end WHERE rules_version = $rv "
+        f"SELECT {', '.join(columns)} FROM facts_leg_end WHERE rules_version = $rv "
         "ORDER BY device_id, ended_ms", params={"rv": model.rules_version}).to_arrow_table()
     if ends.num_rows > rows:
         pick = np.sort(np.random.default_rng(0).choice(ends.num_rows, rows, replace=False))
@@ -352,9 +408,9 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
     data = result.data
     with one_thread():
         estimator = _make(spec, result.chosen.name, data.features)().fit(
-            data.X[result.train_rows], data.y[result.train_rows])
+            *data.fit_data(result.train_rows))
     model = ParkedModel(estimator, data.features, result.chosen.threshold, result.chosen.name,
-                        spec.identity, rules.identity)
+                        spec.identity, rules.identity, result.policy)
     lineage = {"rules_version": rules.identity, "raw_watermark": str(watermark),
                "label_set_hash": label_hash, "labels": str(labels.num_rows),
                "spec": spec.identity, "learner": result.chosen.name,

@@ -194,7 +194,7 @@ def measure(store: Store, champion: Champion, config: LoopConfig, *,
                              config.schedule.window_days)
     with one_thread():
         p = champion.model.predict(recent)
-    called = p >= champion.model.threshold
+    called = champion.model.call(recent, p)
     readings: dict[str, Reading] = {}
 
     fresh = new_labels(labels, champion.watermark)
@@ -211,7 +211,7 @@ def measure(store: Store, champion: Champion, config: LoopConfig, *,
         return readings
     readings["drift"] = drift(ref, recent, champion.model.features, m.drift)
     ref_p = np.asarray(ref.column("p_parked"), float)
-    ref_share = float(np.mean(ref_p >= champion.model.threshold)) if len(ref_p) else np.nan
+    ref_share = float(np.mean(champion.model.call(ref, ref_p))) if len(ref_p) else np.nan
     enough = recent.num_rows >= m.parked_share.min_samples and recent.num_rows > 0
     share = float(np.mean(called)) if len(called) else np.nan
     readings["parked_share"] = Reading(

@@ -113,8 +113,9 @@ def device_view(facts: DeviceData, live: Live | None, device_id: str, *,
     inside = _overlapping(all_ends, "ended_ms", "ended_ms", lo, hi)
     leg_ends = _rows(all_ends.filter(pa.array(inside)), LEG_END_COLUMNS)
     if champion is not None and p_all is not None:
-        for row, pi in zip(leg_ends, p_all[inside].tolist(), strict=True):
-            row["p_parked"], row["parked"] = pi, pi >= champion.model.threshold
+        called = champion.model.call(all_ends, p_all)[inside].tolist()
+        for row, pi, ci in zip(leg_ends, p_all[inside].tolist(), called, strict=True):
+            row["p_parked"], row["parked"] = pi, ci
     else:
         for row in leg_ends:
             row["p_parked"] = row["parked"] = None
@@ -157,7 +158,8 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceData, live: Live
         "device_id": device_id, **out,
         "rules": {"name": facts.rules.name, "identity": facts.rules.identity},
         "model": model, "p_parked": p,
-        "parked": None if p is None or champion is None else p >= champion.model.threshold,
+        "parked": None if p is None or champion is None else bool(
+            champion.model.call(row, np.array([p]))[0]),
         "features": {name: _plain(row.column(name)[0].as_py()) for name in FEATURES},
         "lineage": {"window": {"from_ms": first, "to_ms": last},
                     "n_fixes": sum(b["n_fixes"] for b in batches),

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from parkloop.facts.build import nullable_floats
 from parkloop.facts.features import ON_FOOT, Signals
 from parkloop.facts.incremental import DeviceStream
+from parkloop.facts.said import Statements
 from parkloop.facts.tables import SCHEMAS
 from parkloop.interpret.model import one_thread
 from parkloop.interpret.parking import CarAnswer, car_answer
@@ -133,8 +134,9 @@ class Live:
         rows = [*final.select(list(cols)).to_pylist(), *open_ends.select(list(cols)).to_pylist()]
         if len(rows) != len(p):  # mid-switch to a new champion: ask again
             return []
+        called = champion.model.call(pa.concat_tables([final, open_ends]), p)
         for i, row in enumerate(rows):
-            row.update(p_parked=float(p[i]), parked=bool(p[i] >= champion.model.threshold),
+            row.update(p_parked=float(p[i]), parked=bool(called[i]),
                        final=i < final.num_rows, model_version=champion.version)
         return rows
 
@@ -260,7 +262,7 @@ class Live:
             return CarAnswer(device, "unknown", None, None, None, None, None,
                              self.rules.identity, "no model is published yet")
         ends, drives = self._inputs(device, np.concatenate([p_final, p_open]),
-                                    champion.model.threshold)
+                                    champion.model)
         return car_answer(device, ends, drives, champion.version, self.rules.identity)
 
     @staticmethod
@@ -272,17 +274,19 @@ class Live:
             return dev.known_since_ms
         return now
 
-    def _inputs(self, device: str, p: np.ndarray, threshold: float
+    def _inputs(self, device: str, p: np.ndarray, model: ParkedModel
                 ) -> tuple[pa.Table, pa.Table]:
         """A device's judged leg ends (final, then open; ``p`` in that order) and its
         vehicle legs."""
         dev = self._devices[device]
         final = dev.view.final["facts_leg_end"]
         open_ends = self._open_ends.get(device, _NO_ENDS)
+        why = model.reasons(pa.concat_tables([final, open_ends]), p)
         ends = pa.table({
             "ended_ms": _cat(final, open_ends, "ended_ms", pa.int64()),
             "lat": _cat(final, open_ends, "lat"), "lon": _cat(final, open_ends, "lon"),
-            "p_parked": pa.array(p, pa.float64()), "parked": pa.array(p >= threshold)})
+            "p_parked": pa.array(p, pa.float64()), "parked": pa.array(why == 0),
+            "why": pa.array(why, pa.int64())})
         legs = [dev.view.final["facts_leg"], dev.view.provisional["facts_leg"]]
         drives = pa.concat_tables([t.filter(pc.equal(t.column("mode"), "vehicle"))
                                    .select(list(_DRIVE_COLUMNS)) for t in legs])
@@ -320,8 +324,8 @@ def _empty_view() -> View:
 
 def _read_new(con: duckdb.DuckDBPyConnection, lo: int, hi: int
               ) -> tuple[dict[str, tuple[np.ndarray, ...]], dict[str, Signals]]:
-    """Fixes and phone signals of batches ``lo < batch_no <= hi`` by device, in the order
-    ``facts build`` reads them (fixes by arrival, signals by time)."""
+    """Fixes, phone signals and statements of batches ``lo < batch_no <= hi`` by device, in
+    the order ``facts build`` reads them (fixes by arrival, signals by time)."""
     f = con.execute("""SELECT device_id, t_ms, lat, lon, accuracy_m, altitude_m FROM raw_fix
                        WHERE batch_no > ? AND batch_no <= ?
                        ORDER BY device_id, batch_no, seq""", [lo, hi]).fetchnumpy()
@@ -338,15 +342,29 @@ def _read_new(con: duckdb.DuckDBPyConnection, lo: int, hi: int
     acts = con.execute("""SELECT device_id, t_ms, activity FROM raw_activity
                           WHERE batch_no > ? AND batch_no <= ?
                           ORDER BY device_id, t_ms, activity""", [lo, hi]).fetchnumpy()
+    labels = con.execute("""SELECT device_id, t_ms, end_ms, mode FROM raw_label
+                            WHERE batch_no > ? AND batch_no <= ? ORDER BY device_id""",
+                         [lo, hi]).fetchnumpy()
+    said = con.execute("""SELECT device_id, t_ms, parked_at_ms, lat, lon, parked
+                          FROM raw_feedback WHERE batch_no > ? AND batch_no <= ?
+                          ORDER BY device_id""", [lo, hi]).fetchnumpy()
     link_by = dict(_groups(links["device_id"]))
     act_by = dict(_groups(acts["device_id"]))
+    label_by = dict(_groups(labels["device_id"]))
+    said_by = dict(_groups(said["device_id"]))
     signals = {}
-    for device in set(link_by) | set(act_by):
-        ls, as_ = link_by.get(device, slice(0, 0)), act_by.get(device, slice(0, 0))
+    none = slice(0, 0)
+    for device in set(link_by) | set(act_by) | set(label_by) | set(said_by):
+        ls, as_ = link_by.get(device, none), act_by.get(device, none)
+        lb, sd = label_by.get(device, none), said_by.get(device, none)
         signals[device] = Signals(
             np.asarray(links["t_ms"][ls], np.int64), np.asarray(links["connected"][ls], bool),
             np.asarray(acts["t_ms"][as_], np.int64),
-            np.isin(np.asarray(acts["activity"][as_], object), ON_FOOT))
+            np.isin(np.asarray(acts["activity"][as_], object), ON_FOOT),
+            Statements.from_events(
+                labels["t_ms"][lb], labels["end_ms"][lb], labels["mode"][lb], said["t_ms"][sd],
+                said["parked_at_ms"][sd], said["lat"][sd], said["lon"][sd],
+                said["parked"][sd]))
     return fixes, signals
 
 
