@@ -71,7 +71,7 @@ def main() -> None:
               f"{result.figures[c.name]['nested_f1']:.3f} | {mc.pr_auc:.3f} | {me.f1:.3f} | "
               f"{me.pr_auc:.3f} |")
     print(f"\ncall policy: {result.chosen.name} at {result.chosen.threshold:.3f}; "
-          f"{result.policy!r}")
+          f"{spec.policy!r}")
     print("\n| end to end (people held out) | events | right | false alarms | P | R | F1 "
           "| P others | R others | F1 others |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -39,7 +39,7 @@ def test_the_shipped_spec_loads() -> None:
     assert spec.rules == "v1"
     assert set(spec.features) <= set(FEATURES)
     assert len(spec.features) == len(set(spec.features))
-    assert set(spec.learners) == {"rule", "logistic", "boosting"}
+    assert set(spec.learners) == {"rule", "boosting"}
     assert isinstance(spec.learners["rule"], Rule)
     assert spec.learners["rule"].feature in spec.features
     assert all(e.feature in FEATURES for e in spec.exclude)

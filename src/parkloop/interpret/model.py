@@ -39,11 +39,6 @@ def one_thread() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="openmp")
 
 
-def _resolved(threshold: float | str) -> float:
-    """A policy threshold as a number (one not resolved by training yet: none)."""
-    return float(threshold) if not isinstance(threshold, str) else 0.0
-
-
 def _column(table: pa.Table, name: str, missing: float) -> np.ndarray:
     """A column as floats, NULL and an absent column as ``missing``."""
     if name not in table.column_names:
@@ -119,10 +114,10 @@ class ParkedModel:
         policy = getattr(self, "policy", Policy())  # models pickled before policies
         p = np.asarray(p)
         why = np.where(p >= self.threshold, 0, 1)
-        stranger = _resolved(policy.stranger_threshold)
-        if stranger > 0 and len(why):
+        stranger = policy.stranger_threshold
+        if stranger > self.threshold and len(why):
             unknown = sum(_column(table, c, 0.0) for c in STRANGER) == 0
-            why = np.where(unknown, np.where(p >= stranger, 0, 2), why)
+            why = np.where((why == 0) & unknown & (p < stranger), 2, why)
         if policy.ride_on_away_m is not None and len(why):
             on = _column(table, RIDE_ON[0], 0.0) > 0
             near = _column(table, RIDE_ON[1], np.inf) <= policy.ride_on_away_m
@@ -150,8 +145,8 @@ class ParkedModel:
         """The call policy in words."""
         policy = getattr(self, "policy", Policy())
         words = [f"parked at p >= {self.threshold:.3f}"]
-        stranger = _resolved(policy.stranger_threshold)
-        if stranger > 0:
+        stranger = policy.stranger_threshold
+        if stranger > self.threshold:
             words.append(f"p >= {stranger:.3f} for a person who has said nothing yet")
         if policy.ride_on_away_m is not None:
             words.append(f"never where the vehicle moved on with the phone within "

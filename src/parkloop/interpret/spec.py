@@ -101,12 +101,11 @@ class Gate(_Section):
 class Policy(_Section):
     """When a p(parked) becomes a call: what the model's threshold alone does not say."""
 
-    stranger_threshold: Literal["best_f1"] | Annotated[float, Field(ge=0, le=1)] = 0.0
+    stranger_threshold: Annotated[float, Field(ge=0, le=1)] = 0.0
     """p(parked) a leg end needs to be called parked when its person has said nothing before
-    it (no label, no feedback); the model's own threshold where that is higher. ``best_f1``:
-    the threshold best on the out-of-fold scores of the training rows seen as strangers'
-    (``train.unsaid_copies``). A wrong parking place costs a person more than an honest
-    "unknown"."""
+    it (no label, no feedback), where that is above the model's threshold: a wrong parking
+    place costs a person more than an honest "unknown", and a stranger's leg ends are the
+    ones the model knows least"""
     ride_on_away_m: Annotated[float, Field(ge=0)] | None = None
     """a halt where the vehicle moved on within the wait while the phone stayed within this
     of the halt (a bus, train or car the person never left) is never a parking, m; none:

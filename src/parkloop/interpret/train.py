@@ -38,7 +38,7 @@ from parkloop.interpret.evaluate import (
 from parkloop.interpret.labels import leg_end_labels
 from parkloop.interpret.model import POLICY_COLUMNS, ParkedModel, make_learner, one_thread
 from parkloop.interpret.report import write_report
-from parkloop.interpret.spec import ModelSpec, Policy, Rule, load_spec
+from parkloop.interpret.spec import ModelSpec, Rule, load_spec
 from parkloop.interpret.views import PersonView, person_views
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ class Evaluation:
     end_to_end: dict[str, Any]
     figures: dict[str, dict[str, float]]
     """every candidate's pooled out-of-fold figures"""
-    policy: Policy = field(default_factory=Policy)
-    """the spec's call policy with its thresholds resolved"""
+    views: dict[str, PersonView] = field(default_factory=dict)
+    """each labelled person's cold and warm leg ends (:func:`person_views`)"""
 
 
 def _make(spec: ModelSpec, name: str, features: tuple[str, ...]) -> Callable[[], Any]:
@@ -164,23 +164,16 @@ def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Tabl
         t = (best_threshold(data.y, scores.p) if spec.train.threshold == "best_f1"
              else float(spec.train.threshold))
         candidates.append(replace(scores, threshold=t))
-    policy = spec.policy
     figure = {c.name: _figures(data, c) for c in candidates}
     chosen = max(candidates, key=lambda c: figure[c.name][_SELECT[spec.train.select]])
-    if policy.stranger_threshold == "best_f1":
-        if chosen.p_unsaid is None:
-            raise ModelError("policy.stranger_threshold = 'best_f1' needs "
-                             "train.unsaid_copies = true")
-        policy = policy.model_copy(update={
-            "stranger_threshold": best_threshold(data.y, chosen.p_unsaid)})
     nan = float("nan")
     unknown = {"precision": nan, "recall": nan, "f1": nan, "per_person": [],
                "without_dominant": {"precision": nan, "recall": nan, "f1": nan}}
     e2e: dict[str, Any] = {**unknown, "warm": unknown}
     if full:
         step(f"end to end and feature importance ({chosen.name})")
-        e2e, importance = _end_to_end(store, spec, rules_version, data, chosen, train_rows,
-                                      views, policy)
+        e2e, importance = _end_to_end(store, spec, rules_version, data, chosen,
+                                      train_rows, ended, views)
         chosen = replace(chosen, importance=importance)
         candidates = [chosen if c.name == chosen.name else c for c in candidates]
     m = {**figure[chosen.name], **{f"rule_{k}": v for k, v in figure[candidates[0].name].items()
@@ -192,10 +185,10 @@ def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Tabl
          "warm_f1": e2e["warm"]["f1"], "warm_f1_others": e2e["warm"]["without_dominant"]["f1"],
          "warm_precision_others": e2e["warm"]["without_dominant"]["precision"],
          "threshold": chosen.threshold,
-         "stranger_threshold": float(policy.stranger_threshold),
+         "stranger_threshold": float(spec.policy.stranger_threshold),
          "n_labelled": float(len(data)), "n_parked": float(data.y.sum()),
          "n_people": float(len(set(data.groups.tolist())))}
-    return Evaluation(data, candidates, chosen, train_rows, m, e2e, figure, policy)
+    return Evaluation(data, candidates, chosen, train_rows, m, e2e, figure, views)
 
 
 def _figures(data: TrainingSet, scores: Scores) -> dict[str, float]:
@@ -229,13 +222,15 @@ def unsaid_rows(data: TrainingSet, ended_ms: np.ndarray, views: dict[str, Person
 
 
 def _end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: TrainingSet,
-                chosen: Scores, train_rows: np.ndarray, views: dict[str, PersonView],
-                policy: Policy) -> tuple[dict[str, Any], dict[str, float]]:
+                chosen: Scores, train_rows: np.ndarray, ended_ms: np.ndarray,
+                views: dict[str, PersonView]
+                ) -> tuple[dict[str, Any], dict[str, float]]:
     """Every leg end of each held-out person scored by the fold's model and called by the
     spec's policy, the two ways people meet it (:mod:`parkloop.interpret.views`): **cold**
     (nothing they said known; all their labelled segments judged) and **warm** (what they
-    said about their first segments known; the later ones judged). Those called parked are
-    the person's exported events. And the permutation importance of each feature in the
+    said about their first segments known, as facts and as training rows, the way a retrain
+    would have them; the later ones judged). Those called parked are the person's exported
+    events. And the permutation importance of each feature in the
     held-out folds (see :func:`~parkloop.interpret.evaluate.cross_validate`)."""
     make = _make(spec, chosen.name, data.features)
     people = sorted(set(data.groups.tolist()))
@@ -248,16 +243,19 @@ def _end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: Trainin
         if data.y[test].any() and not data.y[test].all():
             drops.append(permutation_drops(model, data.X[test], data.y[test],
                                            seed=spec.train.seed))
-        pm = ParkedModel(model, data.features, chosen.threshold, chosen.name, spec.identity,
-                         rules_version, policy)
-        for person in sorted(set(data.groups[test].tolist())):
-            for how in ("cold", "warm"):
+        held_out = sorted(set(data.groups[test].tolist()))
+        cutoff = np.array([views[g].warm_from_ms if g in views else np.iinfo(np.int64).min
+                           for g in data.groups], np.int64)
+        told = test & (ended_ms <= cutoff)  # what the held-out people said early on
+        warm_model = make().fit(*data.fit_data((~test | told) & train_rows))
+        for person in held_out:
+            for how, fitted in (("cold", model), ("warm", warm_model)):
+                pm = ParkedModel(fitted, data.features, chosen.threshold, chosen.name,
+                                 spec.identity, rules_version, spec.policy)
                 ends = getattr(views[person], how)
                 called = pm.call(ends, pm.predict(ends))
                 calls[how][person] = (int(called.sum()), ends.num_rows)
-                events[how].append(ends.filter(pa.array(called)).select(
-                    ["device_id", "ended_ms", "lat", "lon"]).rename_columns(
-                    ["device_id", "t_ms", "lat", "lon"]))
+                events[how].append(_events(ends.filter(pa.array(called))))
     figures = {}
     for how in ("cold", "warm"):
         got = pa.concat_tables(events[how])
@@ -280,12 +278,15 @@ def label_set(labels: pa.Table) -> tuple[str, pa.Table]:
 
 
 def gate(spec: ModelSpec, m: dict[str, float], champion: dict[str, float] | None, *,
-         unseen: dict[str, float] | None = None, min_unseen: int = 30) -> Gate:
+         unseen: dict[str, float] | None = None, warm: dict[str, float] | None = None,
+         min_unseen: int = 30) -> Gate:
     """The spec's publish gate on the honest figures (nested F1, PR-AUC), and the margin
     over the champion's figure of ``select``: measured by its spec on the same people
     (``champion``), or by the champion model itself on the leg ends it never saw
     (``unseen``, from :func:`unseen_comparison`: at least ``min_unseen`` of them, of both
-    classes)."""
+    classes) and on the people it never saw, warm (``warm``, from :func:`warm_comparison`):
+    the challenger must beat it by the margin on one of the two and fall short by no more
+    than the margin on the other, so that a model that learns people can win."""
     g = spec.gate
     f1, pr_auc = m["nested_f1"], m["pr_auc"]
     reasons = []
@@ -304,17 +305,39 @@ def gate(spec: ModelSpec, m: dict[str, float], champion: dict[str, float] | None
         elif not mine >= theirs + g.margin:
             reasons.append(f"{key} {mine:.3f} does not beat the champion's {theirs:.3f} "
                            f"by {g.margin}")
-    if unseen is not None:
-        figures |= {f"unseen_{k}": v for k, v in unseen.items()}
-        n, cars = int(unseen["n"]), int(unseen["n_parked"])
-        mine, theirs = unseen[f"challenger_{key}"], unseen[f"champion_{key}"]
-        if n < min_unseen or cars == 0 or cars == n:
-            reasons.append(f"{n} labelled leg ends the champion never saw ({cars} car ends): "
-                           f"comparing needs {min_unseen}, of both classes")
-        elif not mine >= theirs + g.margin:
-            reasons.append(f"{key} on {n} leg ends the champion never saw: {mine:.3f} does "
-                           f"not beat the champion's {theirs:.3f} by {g.margin}")
+    if unseen is not None or warm is not None:
+        beats: list[str] = []
+        short: list[str] = []
+        if unseen is not None:
+            figures |= {f"unseen_{k}": v for k, v in unseen.items()}
+            n, cars = int(unseen["n"]), int(unseen["n_parked"])
+            mine, theirs = unseen[f"challenger_{key}"], unseen[f"champion_{key}"]
+            if n < min_unseen or cars == 0 or cars == n:
+                short.append(f"{n} labelled leg ends the champion never saw ({cars} car "
+                             f"ends): comparing needs {min_unseen}, of both classes")
+            else:
+                _compare(f"{key} on {n} leg ends the champion never saw", mine, theirs,
+                         g.margin, beats, short)
+        if warm is not None and warm.get("people"):
+            figures |= {f"warm_{k}": v for k, v in warm.items()}
+            _compare(f"warm F1 on {int(warm['people'])} people the champion never saw",
+                     warm["challenger_f1"], warm["champion_f1"], g.margin, beats, short)
+        if not beats or any("falls short" in r for r in short):
+            reasons += short or ["no comparison with the champion was possible"]
     return Gate(not reasons, tuple(reasons), figures)
+
+
+def _compare(what: str, mine: float, theirs: float, margin: float, beats: list[str],
+             short: list[str]) -> None:
+    """Sort one comparison with the champion into ``beats`` or ``short`` (with why)."""
+    if mine >= theirs + margin:
+        beats.append(what)
+    elif mine < theirs - margin:
+        short.append(f"{what}: {mine:.3f} falls short of the champion's {theirs:.3f} by more "
+                     f"than {margin}")
+    else:
+        short.append(f"{what}: {mine:.3f} does not beat the champion's {theirs:.3f} by "
+                     f"{margin}")
 
 
 def unseen_comparison(store: Store, champion_dir: Path, result: Evaluation, labels: pa.Table,
@@ -338,6 +361,39 @@ def unseen_comparison(store: Store, champion_dir: Path, result: Evaluation, labe
         out |= {f"{who}_pr_auc": fig.pr_auc, f"{who}_f1": fig.f1,
                 f"{who}_accuracy": float(np.mean(called == y)) if len(y) else float("nan")}
     return out
+
+
+def warm_comparison(store: Store, champion_dir: Path, result: Evaluation,
+                    rules_version: str) -> dict[str, float]:
+    """The champion model (as published) and the challenger (its fold models, which knew the
+    person's early labelled segments) on the warm views of the people the champion never
+    saw: how many people, and each one's pooled end-to-end precision, recall and F1 on their
+    later segments (:mod:`parkloop.interpret.views`)."""
+    champion = ParkedModel.load(champion_dir)
+    path = champion_dir / LABELS
+    seen = set(pq.read_table(path, columns=["device_id"]).column("device_id").to_pylist()) \
+        if path.is_file() else set()
+    people = sorted(p for p in result.views if p not in seen)
+    if not people or champion.rules_version != rules_version:
+        return {"people": 0.0}
+    views = {p: result.views[p] for p in people}
+    events = []
+    with one_thread():
+        for view in views.values():
+            called = champion.call(view.warm, champion.predict(view.warm))
+            events.append(_events(view.warm.filter(pa.array(called))))
+    theirs = end_to_end(store, pa.concat_tables(events),
+                        after={p: v.warm_from_ms for p, v in views.items()})
+    mine = subset(result.end_to_end["warm"], set(result.views) - set(people))
+    return {"people": float(len(people)),
+            **{f"champion_{k}": float(theirs[k]) for k in ("precision", "recall", "f1")},
+            **{f"challenger_{k}": float(mine[k]) for k in ("precision", "recall", "f1")}}
+
+
+def _events(ends: pa.Table) -> pa.Table:
+    """Leg ends as end-to-end events (device_id, t_ms, lat, lon)."""
+    return ends.select(["device_id", "ended_ms", "lat", "lon"]).rename_columns(
+        ["device_id", "t_ms", "lat", "lon"])
 
 
 def never_seen(labels: pa.Table, version_dir: Path) -> np.ndarray:
@@ -400,8 +456,10 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
             store, registry, champion, rules.identity, labels))
     else:
         step(f"comparing with champion {champion} on the leg ends it never saw")
+        directory = registry.artifacts(champion)
         verdict = gate(spec, result.metrics, None, unseen=unseen_comparison(
-            store, registry.artifacts(champion), result, labels, rules.identity),
+            store, directory, result, labels, rules.identity),
+            warm=warm_comparison(store, directory, result, rules.identity),
             min_unseen=min_unseen)
 
     step(f"fitting {result.chosen.name} on every labelled leg end")
@@ -410,7 +468,7 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
         estimator = _make(spec, result.chosen.name, data.features)().fit(
             *data.fit_data(result.train_rows))
     model = ParkedModel(estimator, data.features, result.chosen.threshold, result.chosen.name,
-                        spec.identity, rules.identity, result.policy)
+                        spec.identity, rules.identity, spec.policy)
     lineage = {"rules_version": rules.identity, "raw_watermark": str(watermark),
                "label_set_hash": label_hash, "labels": str(labels.num_rows),
                "spec": spec.identity, "learner": result.chosen.name,
@@ -486,4 +544,4 @@ def _jsonable(x: Any) -> Any:
 
 
 __all__ = ["Gate", "TrainResult", "evaluate", "gate", "load_spec", "never_seen", "reference",
-           "train", "unseen_comparison"]
+           "train", "unseen_comparison", "warm_comparison"]
