@@ -22,9 +22,10 @@ from parkloop.facts.build import build
 from parkloop.facts.rules import load_rules
 from parkloop.interpret.evaluate import metrics
 from parkloop.interpret.labels import leg_end_labels
+from parkloop.interpret.model import ParkedModel
 from parkloop.interpret.report import write_report
 from parkloop.interpret.spec import load_spec
-from parkloop.interpret.train import evaluate
+from parkloop.interpret.train import evaluate, report_end_to_end
 from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store
 
@@ -103,7 +104,9 @@ def main() -> None:
         write_report(args.report, data, result.candidates, result.chosen.name,
                      title=f"{spec.identity} on {rules.identity}",
                      lineage={"rules_version": rules.identity, "spec": spec.identity},
-                     end_to_end={k: v for k, v in e2e.items() if k != "without_dominant"})
+                     end_to_end=report_end_to_end(e2e, ParkedModel(
+                         None, data.features, result.chosen.threshold, result.chosen.name,
+                         spec.identity, rules.identity, spec.policy)))
         print(f"report: {args.report / 'report.md'}")
 
 

@@ -484,12 +484,10 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
             {"metrics": result.metrics, "gate": verdict.figures,
              "end_to_end": _jsonable(result.end_to_end)}, indent=2, sort_keys=True))
         step("writing the report")
-        e2e = {k: v for k, v in result.end_to_end.items() if k != "without_dominant"}
-        e2e["f1 without " + " and ".join(sorted(DOMINANT_PEOPLE))] = \
-            result.end_to_end["without_dominant"]["f1"]
         write_report(out, data, result.candidates, result.chosen.name,
                      title=f"parked model: {spec.identity} on {rules.identity}",
-                     lineage=lineage, end_to_end=e2e, baseline=_baseline(spec))
+                     lineage=lineage, end_to_end=report_end_to_end(result.end_to_end, model),
+                     baseline=_baseline(spec))
         step("registering")
         version = registry.register(
             out, params={"spec": spec.identity, "learner": result.chosen.name,
@@ -507,6 +505,22 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
         published = True
     return TrainResult(version, published, result.chosen.name, result.metrics, verdict, report,
                        lineage)
+
+
+def report_end_to_end(e2e: dict[str, Any], model: ParkedModel) -> dict[str, Any]:
+    """The end-to-end figures as the report shows them: the call policy, then cold and warm,
+    each pooled, without the dominant people and per person."""
+    out: dict[str, Any] = {"call policy": model.describe_policy()}
+    for how, f in (("cold", e2e), ("warm", e2e["warm"])):
+        without = " and ".join(sorted(DOMINANT_PEOPLE))
+        out[f"{how}: nothing said known" if how == "cold" else
+            f"{how}: first 30 % of segments known"] = {
+            **{k: f[k] for k in ("car_ends", "found", "hits", "false_alarms", "precision",
+                                 "recall", "f1")},
+            **{f"{k} without {without}": f["without_dominant"][k]
+               for k in ("precision", "recall", "f1")}}
+        out[f"{how} per person"] = f["per_person"]
+    return out
 
 
 def _baseline(spec: ModelSpec) -> str | None:
@@ -544,4 +558,4 @@ def _jsonable(x: Any) -> Any:
 
 
 __all__ = ["Gate", "TrainResult", "evaluate", "gate", "load_spec", "never_seen", "reference",
-           "train", "unseen_comparison", "warm_comparison"]
+           "report_end_to_end", "train", "unseen_comparison", "warm_comparison"]
