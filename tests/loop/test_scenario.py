@@ -87,6 +87,7 @@ def test_the_small_spec_is_the_shipped_one_cut_down() -> None:
     text = small_spec()
     assert "[learners.logistic]" in text
     assert "[learners.boosting]" not in text
+    assert "unsaid_copies = true" in text
 
 
 def test_no_retrain_before_the_gate_could_compare(shifted_store: Path) -> None:

@@ -145,6 +145,12 @@ def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Tabl
             "more labels: `parkloop simulate --label-share`)")
     ended = np.asarray(labels.column("ended_ms").to_numpy(), np.int64)  # same order
     train_rows = usable_rows(spec, data, ended)
+    usable_cars = int(data.y[train_rows].sum())
+    if min(usable_cars, int(train_rows.sum()) - usable_cars) < MIN_PER_CLASS:
+        raise ModelError(
+            f"cannot train: the spec's exclusion rules and label cap leave {usable_cars} car "
+            f"and {int(train_rows.sum()) - usable_cars} other labelled leg ends of "
+            f"{len(data)}; training needs at least {MIN_PER_CLASS} of each")
     views: dict[str, PersonView] = {}
     if spec.train.unsaid_copies or full:
         step("building each person's facts as a stranger's (cold) and warm")
