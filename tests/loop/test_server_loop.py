@@ -17,6 +17,8 @@ from parkloop.simulate.stream import stream
 from tests.loop.stores import DAYS, DEVICES, LABEL_SHARE, SHIFT_START
 from tests.serve.conftest import ADMIN_TOKEN, Server
 
+pytestmark = pytest.mark.server
+
 READ_DEVICES = ["sim-default-s0-0000", "sim-shifted-s0-0003"]
 
 

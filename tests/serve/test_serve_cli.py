@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from parkloop.facts.rules import load_rules
 from tests.conftest import run_cli
 from tests.serve.conftest import Server, free_port
 from tests.test_cli import one_line_error
+
+pytestmark = pytest.mark.server
 
 
 def test_a_store_without_a_model_serves_unknown_answers(tmp_path: Path) -> None:
