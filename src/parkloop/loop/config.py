@@ -13,14 +13,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from parkloop.errors import ParkloopError
+from parkloop.errors import LoopConfigError
 
 SHIPPED = Path(__file__).with_name("loop.toml")
 USER_FILE = "loop.toml"
-
-
-class LoopConfigError(ParkloopError):
-    """``loop.toml`` is not valid."""
 
 
 class _Section(BaseModel):

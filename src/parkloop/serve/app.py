@@ -33,17 +33,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from parkloop.errors import (
-    BatchConflict,
-    DeviceAlreadyRegistered,
-    ParkloopError,
-    RegistryError,
-    RejectedInput,
-    UnknownModelVersion,
-)
+from parkloop.errors import ApiError, BatchConflict, ParkloopError
 from parkloop.raw.events import ID_PATTERN, parse_events
 from parkloop.serve.console_api import add_console
-from parkloop.serve.errors import ApiError
+from parkloop.serve.errors import FRAMEWORK_CODES, http_answer
 from parkloop.serve.service import Service
 from parkloop.serve.tokens import token_digest
 
@@ -359,9 +352,9 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
             said, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
         try:
             return await _store(device_id, batch_id, [event])
-        except ApiError as exc:
+        except BatchConflict:
             # a retry stamped with another receiving time says the same: a duplicate
-            if exc.status != 409 or feedback.t is not None:
+            if feedback.t is not None:
                 raise
             earlier = await asyncio.to_thread(_stored_feedback, device_id, batch_id, event)
             if earlier is None:
@@ -392,19 +385,11 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
                 "reasons": {}, "rejected": []}
 
     async def _store(device_id: str, batch_id: str, events: list[Any]) -> Response:
-        try:
-            batch = parse_events(device_id, batch_id, events)
-        except RejectedInput as exc:
-            raise ApiError(422, "invalid_batch", str(exc)) from None
-        try:
-            stored = await asyncio.wrap_future(service.writer.submit(batch))
-        except BatchConflict as exc:
-            raise ApiError(409, "batch_conflict", str(exc)) from None
+        batch = parse_events(device_id, batch_id, events)
+        stored = await asyncio.wrap_future(service.writer.submit(batch))
         r = stored.result
         if r.status == "conflict":
-            raise ApiError(409, "batch_conflict",
-                           f"batch {batch_id!r} of {device_id!r} was stored earlier with other "
-                           "content; send new content under a new batch id")
+            raise BatchConflict(device_id, batch_id, None, batch.digest())
         return Response(orjson.dumps({
             "device_id": r.device_id, "batch_id": r.batch_id, "status": r.status,
             "batch_no": r.batch_no, "n_events": r.n_events, "n_stored": r.n_stored,
@@ -556,29 +541,20 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
         return Response(generate_latest(service.metrics.registry),
                         media_type=CONTENT_TYPE_LATEST)
 
-    # errors -----------------------------------------------------------------------------
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> Response:
-        return _error(exc.status, exc.code, exc.message)
-
+    # errors: the table of parkloop.serve.errors, in one place --------------------------
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
-        if any(e.get("type") == "json_invalid" for e in exc.errors()):  # as POST .../events
-            return _error(400, "malformed_json", _explain(exc.errors()))
-        return _error(422, "invalid_request", _explain(exc.errors()))
+        status = 400 if any(e.get("type") == "json_invalid" for e in exc.errors()) else 422
+        return _error(status, FRAMEWORK_CODES[status], _explain(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        return _error(exc.status_code, FRAMEWORK_CODES.get(exc.status_code, "http_error"),
+                      str(exc.detail))
 
     @app.exception_handler(ParkloopError)
     async def parkloop_error(_: Request, exc: ParkloopError) -> Response:
-        status, code = (404, "unknown_model_version") if isinstance(exc, UnknownModelVersion) \
-            else (409, "registry") if isinstance(exc, RegistryError) \
-            else (409, "already_registered") if isinstance(exc, DeviceAlreadyRegistered) \
-            else (422, "rejected") if isinstance(exc, RejectedInput) else (500, "internal")
+        status, code = http_answer(exc)
         if status == 500:
             log.error("request failed: %s", exc)
         return _error(status, code, str(exc))

@@ -19,7 +19,7 @@ from fastapi import Path as InPath
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from parkloop.errors import ParkloopError, RegistryError
+from parkloop.errors import ApiError, ParkloopError
 from parkloop.facts.catalog import list_versions
 from parkloop.facts.rules import RulesVersion, available, load_rules
 from parkloop.interpret.report import PLOTS
@@ -28,7 +28,6 @@ from parkloop.loop.config import load_config
 from parkloop.loop.monitors import BAD_SIDE
 from parkloop.serve import console
 from parkloop.serve import console_models as m
-from parkloop.serve.errors import ApiError
 
 if TYPE_CHECKING:
     import duckdb
@@ -238,10 +237,7 @@ def _models(service: Service) -> dict[str, Any]:
 
 
 def _artifact(service: Service, version: str, name: str) -> Path:
-    try:
-        path = service.registry.artifacts(version) / name
-    except RegistryError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    path = service.registry.artifacts(version) / name  # an unknown version: 404
     if not path.is_file():
         raise ApiError(404, "not_found", f"model version {version} has no {name}")
     return path
