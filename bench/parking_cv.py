@@ -4,8 +4,8 @@ Imports geolife-dev.zip into a fresh store (or uses ``--store``), builds the spe
 labels leg ends from the raw labels, and runs exactly what `parkloop model train` evaluates:
 every learner of the spec cross-validated with people held out (pooled out of fold), the
 chosen one scored on every leg end of the held-out people and judged end to end against all
-their labelled car-segment ends. Prints the figures of issue 4; ``--report DIR`` also writes
-the markdown report with its plots.
+their labelled car-segment ends. Prints the figures the model's targets are set in;
+``--report DIR`` also writes the markdown report with its plots.
 
     python bench/parking_cv.py [--store STORE] [--spec parked] [--report DIR]
 """
@@ -31,7 +31,7 @@ DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "geolife"
     "geolife-dev.zip"
 TARGETS = {"leg F1 (label ends)": 0.80, "leg PR-AUC (label ends)": 0.85, "e2e F1": 0.70,
            "e2e F1 others": 0.55}
-"""issue 4's targets; leg-level figures as the issue defines its labels: at labels' ends"""
+"""the model's targets; leg-level figures at the labels' ends"""
 
 
 def main() -> None:

@@ -122,3 +122,24 @@ class ApiError(ServingError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+__all__ = [
+    "ApiError",
+    "BatchConflict",
+    "DeviceAlreadyRegistered",
+    "FactsError",
+    "InvalidBatch",
+    "LoopConfigError",
+    "ModelError",
+    "ParkloopError",
+    "RegistryError",
+    "RejectedInput",
+    "ServingError",
+    "SourceError",
+    "StoreError",
+    "StoreLocked",
+    "StoreNotFound",
+    "StoreVersionError",
+    "UnknownModelVersion",
+]

@@ -19,6 +19,13 @@ SHIPPED = Path(__file__).with_name("loop.toml")
 USER_FILE = "loop.toml"
 
 
+HIGH_IS_BAD = {"drift": True, "accuracy": False, "new_labels": True, "parked_share": True,
+               "confidence": True}
+"""every monitor, and whether a high value is the bad side of its threshold"""
+BAD_SIDE = {name: "above" if high else "below" for name, high in HIGH_IS_BAD.items()}
+"""every monitor's bad side of its threshold, as the audit records and the console name it"""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,8 +58,6 @@ class Monitors(_Section):
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Monitors:
-        from parkloop.loop.monitors import HIGH_IS_BAD
-
         wrong = [name for name, high in HIGH_IS_BAD.items()
                  if (t := getattr(self, name)).clear != t.alarm
                  and (t.clear > t.alarm) == high]

@@ -763,11 +763,11 @@ def from_env() -> FastAPI:
     the app by name in its worker)."""
     import os
 
-    from parkloop.cli.serve import CORS_ENV, LOOP_ENV, STORE_ENV
+    from parkloop.cli.serve import CORS_ENV, LOOP_ENV, SERVE_STORE_ENV
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     origins = [o for o in os.environ.get(CORS_ENV, "").split(",") if o]
     interval = os.environ.get(LOOP_ENV)
-    return create_app(Path(os.environ[STORE_ENV]), cors_origins=origins,
+    return create_app(Path(os.environ[SERVE_STORE_ENV]), cors_origins=origins,
                       loop_interval_s=float(interval) if interval else None)

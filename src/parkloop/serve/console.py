@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from parkloop.facts.rules import RulesVersion
-    from parkloop.serve.live import Champion, Live
+    from parkloop.serve.live import Live, ServedModel
 
 DEFAULT_POINTS = 4000
 """most points per drawn line (raw fixes, track) unless the request asks otherwise"""
@@ -166,7 +166,7 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceData, live: Live
     }
 
 
-def _judge(live: Live | None, facts: DeviceData) -> tuple[Champion | None, np.ndarray | None]:
+def _judge(live: Live | None, facts: DeviceData) -> tuple[ServedModel | None, np.ndarray | None]:
     """The champion (read once: a swap may happen meanwhile) and its p(parked) for every leg
     end of ``facts``, when it was trained on their rules (else None, None)."""
     champion = live.champion if live is not None else None
@@ -180,7 +180,7 @@ def _judge(live: Live | None, facts: DeviceData) -> tuple[Champion | None, np.nd
     return champion, p
 
 
-def _model(champion: Champion | None) -> dict[str, Any] | None:
+def _model(champion: ServedModel | None) -> dict[str, Any] | None:
     return None if champion is None else {"version": champion.version,
                                           "threshold": champion.model.threshold}
 

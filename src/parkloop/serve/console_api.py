@@ -24,8 +24,7 @@ from parkloop.facts.catalog import list_versions
 from parkloop.facts.rules import RulesVersion, available, load_rules
 from parkloop.interpret.report import PLOTS
 from parkloop.loop.audit import history
-from parkloop.loop.config import load_config
-from parkloop.loop.monitors import BAD_SIDE
+from parkloop.loop.config import BAD_SIDE, load_config
 from parkloop.serve import console
 from parkloop.serve import console_models as m
 
