@@ -2,7 +2,7 @@
 ``/console/`` and its admin-only JSON routes under ``/v1/console/`` (see docs/console.md).
 
 Every route reads; none writes. Device routes compute facts from raw events
-(:mod:`parkloop.serve.console`) in a worker thread, off the event loop.
+(:mod:`parkloop.serve.console.data`) in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from parkloop.facts.rules import RulesVersion, available, load_rules
 from parkloop.interpret.report import PLOTS
 from parkloop.loop.audit import history
 from parkloop.loop.config import BAD_SIDE, load_config
-from parkloop.serve import console
-from parkloop.serve import console_models as m
+from parkloop.serve.console import data as console
+from parkloop.serve.console import models as m
 
 if TYPE_CHECKING:
     import duckdb
 
     from parkloop.serve.service import Service
 
-WEB = Path(__file__).parent / "web"
+WEB = Path(__file__).parents[1] / "web"
 """the page: index.html, its scripts and styles, and the vendored libraries"""
 
 Rules = Annotated[str | None, Query(max_length=64, description="a rules version's name "

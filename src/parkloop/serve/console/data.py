@@ -7,7 +7,7 @@ device's rows, the step every build runs), so any rules version can be shown, bu
 what is shown is what a build would store. They are cached per (device, rules version, newest
 raw batch of the device). Nothing here writes to the store.
 
-The routes are in :mod:`parkloop.serve.console_api`; the page is ``serve/web/``.
+The routes are in :mod:`parkloop.serve.console.routes`; the page is ``serve/web/``.
 """
 
 from __future__ import annotations
