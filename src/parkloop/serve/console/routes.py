@@ -22,7 +22,6 @@ from starlette.staticfiles import StaticFiles
 from parkloop.errors import ApiError, ParkloopError
 from parkloop.facts.catalog import list_versions
 from parkloop.facts.rules import RulesVersion, available, load_rules
-from parkloop.interpret.report import PLOTS
 from parkloop.loop.audit import history
 from parkloop.loop.config import BAD_SIDE, load_config
 from parkloop.serve.console import data as console
@@ -152,6 +151,8 @@ def add_console(app: FastAPI, service: Service,
     async def plot(version: Annotated[str, InPath(max_length=32)],
                    name: Annotated[str, InPath(max_length=64)]) -> Response:
         """One of a version's report plots (PNG)."""
+        from parkloop.interpret.report import PLOTS  # matplotlib: on the first ask only
+
         if name not in PLOTS:
             raise ApiError(404, "not_found", f"no plot {name!r}; plots: {', '.join(PLOTS)}")
         path = await asyncio.to_thread(_artifact, service, version, name)
@@ -217,6 +218,8 @@ def _devices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def _models(service: Service) -> dict[str, Any]:
+    from parkloop.interpret.report import PLOTS  # matplotlib: on the first ask only
+
     registry = service.registry
     versions = registry.versions()
     out = []
