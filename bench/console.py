@@ -15,7 +15,7 @@ Starts ``parkloop serve`` over the store and measures, for the device with the m
   with the server's cache cold (the device's first view) and warm;
 - the devices list (``#/device``) likewise.
 
-The target (issue 8) is under a second for a device with a month of data.
+The target is under a second for a device with a month of data.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ same data, same run; and the incremental engine's throughput on one core.
 - ``incremental``: every device's fixes pushed through :class:`DeviceStream` in time order,
   in chunks of ``--chunk`` fixes, on one thread: fixes per second.
 
-Target (issue 3): facts build >= 20x trackintel's staypoint throughput; incremental >= 50,000
+Target: facts build >= 20x trackintel's staypoint throughput; incremental >= 50,000
 fixes/s on one core.
 
     python bench/facts_build.py                      # geolife-dev.zip

@@ -20,7 +20,7 @@ data, same run, at three sizes; wall time, peak memory, and whether the facts ar
   hashed with :func:`~parkloop.facts.tables.table_digest` after every build, with the build's
   counts; "yes" when every build of a size gives the first embedded build's digests.
 
-Target (issue 7): the embedded engine is faster than Spark local on every size that fits in
+Target: the embedded engine is faster than Spark local on every size that fits in
 memory here; Spark's fixed overhead is reported too (a session started and stopped alone).
 
     python bench/facts_engines.py --work /tmp/parkloop-engines

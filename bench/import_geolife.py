@@ -1,8 +1,8 @@
 """Benchmark: `parkloop import geolife` on the shared GeoLife zips.
 
 Measures, each in a fresh store: the first import, the re-import (must add nothing), and, as
-a floor measured in the same run, the time just to decompress every file of the zip. Target
-(issue 2): the 5.26 M fixes of geolife-dev.zip in under 20 s on a 2-core machine.
+a floor measured in the same run, the time just to decompress every file of the zip.
+Target: the 5.26 M fixes of geolife-dev.zip in under 20 s on a 2-core machine.
 
     python bench/import_geolife.py            # both zips, 3 repeats
     python bench/import_geolife.py --only mini --repeat 1

@@ -37,7 +37,7 @@ def test_the_documented_commands_exist_and_all_take_store() -> None:
 
 
 def test_help_everywhere() -> None:
-    assert "simulate" in run_cli("--help").stdout
+    assert "simulate" in run_cli("--help", process=True).stdout  # the entry point itself
     out = run_cli("import", "geolife", "--help").stdout
     assert "--store" in out
     assert "PARKLOOP_STORE" in out
@@ -118,7 +118,7 @@ def one_line_error(proc: object) -> str:
 
 def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path: Path) -> None:
     missing = run_cli("import", "geolife", tmp_path / "nope.zip", store=tmp_path / "s",
-                      check=False)
+                      check=False, process=True)  # and from a process's stderr
     assert "does not exist" in one_line_error(missing)
     assert not (tmp_path / "s").exists(), "a failed import must not leave a store behind"
     not_zip = tmp_path / "x.zip"
@@ -142,7 +142,7 @@ def test_store_from_environment(tmp_path: Path) -> None:
 
 def test_a_store_in_use_is_reported_not_crashed_on(tmp_path: Path) -> None:
     with Store.create(tmp_path / "s"):
-        proc = run_cli("status", store=tmp_path / "s", check=False)
+        proc = run_cli("status", store=tmp_path / "s", check=False, process=True)
     assert "in use by another parkloop process" in one_line_error(proc)
 
 

@@ -12,7 +12,7 @@ import typer.main
 from parkloop.cli import app
 from parkloop.interpret.registry import Registry
 from parkloop.store import Store
-from tests.conftest import run_cli
+from tests.conftest import run_cli, seed_registry
 from tests.test_cli import commands, one_line_error
 
 LINEAGE = {"rules_version": "v1@0123abcd", "raw_watermark": "1767225600000",
@@ -20,12 +20,13 @@ LINEAGE = {"rules_version": "v1@0123abcd", "raw_watermark": "1767225600000",
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
     """A store with model versions 1 and 2 registered, none published (made once: creating the
     MLflow database takes seconds); copy it before writing to it."""
     root = tmp_path_factory.mktemp("cli-model")
     store = root / "store"
     Store.create(store).close()
+    seed_registry(store, mlflow_db)
     registry = Registry(store)
     for n in (1, 2):
         art = root / f"art-{n}"

@@ -14,7 +14,6 @@ import csv
 import json
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 from parkloop.interpret.parking import EXPORT_COLUMNS
 from parkloop.simulate import simulate
 from parkloop.store import Store
-from tests.conftest import run_cli
+from tests.conftest import run_cli, seed_registry
 from tests.test_cli import one_line_error
 
 SPEC = """\
@@ -82,12 +81,14 @@ class Trained:
 
 
 @pytest.fixture(scope="module")
-def trained(sim_store_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(sim_store_path: Path, tmp_path_factory: pytest.TempPathFactory,
+            mlflow_db: Path) -> Trained:
     root = tmp_path_factory.mktemp("model-train")
     store = root / "store"
     shutil.copytree(sim_store_path, store)
     with Store.open(store) as s:
         simulate(s, devices=10, days=3, seed=12, label_share=1.0)
+    seed_registry(store, mlflow_db)
     (store / "specs").mkdir()
     (store / "specs" / "quick.toml").write_text(SPEC)
     proc = run_cli("model", "train", "--spec", "quick", "--publish", "--json", store=store,
@@ -284,8 +285,7 @@ def test_bad_input_exits_1_with_one_line(sim_store_path: Path, tmp_path: Path) -
         ("model", "train", "--spec", "nope", "--store", untrained),
         ("model", "train", "--store", unlabelled),
     ]
-    with ThreadPoolExecutor(len(calls)) as pool:
-        no_champion, no_spec, no_labels = pool.map(lambda a: run_cli(*a, check=False), calls)
+    no_champion, no_spec, no_labels = (run_cli(*a, check=False) for a in calls)
     for proc in (no_champion, no_spec, no_labels):
         assert proc.returncode == 1, proc.stderr
     assert "model train" in one_line_error(no_champion)

@@ -11,12 +11,18 @@
     │   ├── SourceError             an import source that cannot be read at all
     │   └── DeviceAlreadyRegistered a device registered twice (issue a new token instead)
     ├── FactsError                  rules versions and the facts engine
+    ├── ModelError                  model specs, training and scoring
     ├── RegistryError               model registry
     │   └── UnknownModelVersion     a version the registry does not hold
+    ├── LoopConfigError             the closed loop's loop.toml
     └── ServingError                the REST service
+        └── ApiError                an answer of the API as it stands: status, code, one line
 
-Events that fail validation are *not* errors: they are quarantined with their reason and the
-rest of their batch is stored (see :mod:`parkloop.raw.validate`).
+The CLI turns any of them into ``error: MESSAGE`` and exit code 1
+(:func:`parkloop.cli.app.run`); the HTTP layer answers each with the status and code of
+:data:`parkloop.serve.errors.HTTP_ANSWERS`. Events that fail validation are *not* errors:
+they are quarantined with their reason and the rest of their batch is stored (see
+:mod:`parkloop.raw.validate`).
 """
 
 from __future__ import annotations
@@ -58,10 +64,12 @@ class InvalidBatch(RejectedInput):
 class BatchConflict(RejectedInput):
     """A batch id reused for different content on the same device."""
 
-    def __init__(self, device_id: str, batch_id: str, stored_hash: str, new_hash: str):
+    def __init__(self, device_id: str, batch_id: str, stored_hash: str | None,
+                 new_hash: str) -> None:
         super().__init__(
             f"batch {batch_id!r} of device {device_id!r} is already stored with different "
-            f"content (stored {stored_hash[:12]}, sent {new_hash[:12]}); use a new batch id"
+            f"content (stored {(stored_hash or '?')[:12]}, sent {new_hash[:12]}); use a new "
+            "batch id"
         )
         self.device_id = device_id
         self.batch_id = batch_id
@@ -98,5 +106,40 @@ class UnknownModelVersion(RegistryError):
     """A model version the registry does not hold."""
 
 
+class LoopConfigError(ParkloopError):
+    """``loop.toml`` is not valid."""
+
+
 class ServingError(ParkloopError):
     """The REST service."""
+
+
+class ApiError(ServingError):
+    """An API answer decided where it arises (an unknown device, a missing token, a loop pass
+    already running): its HTTP status, a stable code and one line for a person, answered as
+    ``{"error": CODE, "message": LINE}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+__all__ = [
+    "ApiError",
+    "BatchConflict",
+    "DeviceAlreadyRegistered",
+    "FactsError",
+    "InvalidBatch",
+    "LoopConfigError",
+    "ModelError",
+    "ParkloopError",
+    "RegistryError",
+    "RejectedInput",
+    "ServingError",
+    "SourceError",
+    "StoreError",
+    "StoreLocked",
+    "StoreNotFound",
+    "StoreVersionError",
+    "UnknownModelVersion",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import pytest
 from parkloop.facts.build import build
 from parkloop.facts.rules import load_rules
 from parkloop.facts.tables import SCHEMAS, table_digest
-from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store
 from tests.conftest import SHARED_DATA, run_cli
 
@@ -42,10 +42,9 @@ def test_building_twice_gives_byte_identical_facts(tmp_path: Path,
 
 
 @pytest.fixture(scope="module")
-def mini_store(tmp_path_factory: pytest.TempPathFactory, geolife_mini: Path) -> Path:
+def mini_store(tmp_path_factory: pytest.TempPathFactory, geolife_mini_store: Path) -> Path:
     path = tmp_path_factory.mktemp("mini") / "store"
-    with Store.create(path) as store:
-        import_geolife(store, geolife_mini)
+    shutil.copytree(geolife_mini_store, path)
     return path
 
 

@@ -17,7 +17,6 @@ from parkloop.facts import rules as R
 from parkloop.facts.build import read_device
 from parkloop.facts.pipeline import device_facts
 from parkloop.facts.tables import table_digest
-from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store
 
 GOLDEN = Path(__file__).with_name("engine_golden.json")
@@ -38,9 +37,8 @@ def facts_digest(store: Store) -> str:
     return h.hexdigest()
 
 
-def test_engine_output_is_pinned_to_its_version(tmp_path: Path, geolife_mini: Path) -> None:
-    with Store.create(tmp_path / "s") as store:
-        import_geolife(store, geolife_mini)
+def test_engine_output_is_pinned_to_its_version(geolife_mini_store: Path) -> None:
+    with Store.open(geolife_mini_store, read_only=True) as store:
         digest = facts_digest(store)
     golden = json.loads(GOLDEN.read_text())
     assert golden["engine_version"] == R.ENGINE_VERSION, (

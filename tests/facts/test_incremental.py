@@ -17,7 +17,6 @@ from parkloop.facts.incremental import KEY, DeviceStream
 from parkloop.facts.pipeline import Fixes, device_facts
 from parkloop.facts.rules import RulesVersion, load_rules
 from parkloop.facts.tables import table_digest
-from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store
 
 
@@ -120,11 +119,8 @@ def test_open_facts_are_provisional_until_they_close(sim_store: Store) -> None:
 
 
 @pytest.fixture(scope="module")
-def geolife_store(tmp_path_factory: pytest.TempPathFactory, geolife_mini: Path) -> Path:
-    path = tmp_path_factory.mktemp("geo") / "store"
-    with Store.create(path) as store:
-        import_geolife(store, geolife_mini)
-    return path
+def geolife_store(geolife_mini_store: Path) -> Path:
+    return geolife_mini_store
 
 
 @settings(max_examples=4, suppress_health_check=[HealthCheck.function_scoped_fixture])

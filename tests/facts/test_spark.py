@@ -12,11 +12,11 @@ from parkloop.facts.build import build
 from parkloop.facts.rules import load_rules
 from parkloop.facts.spark import build_on_spark, export_raw
 from parkloop.facts.tables import SCHEMAS, table_digest
-from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store
-from tests.conftest import run_cli
+from tests.conftest import SPARK_MASTER, run_cli
 
-pytest.importorskip("pyspark")
+pytestmark = pytest.mark.usefixtures("spark")
+"""one Spark session for the run (tests/conftest.py), which the engine and the CLI find"""
 
 RULES = load_rules("v1")
 
@@ -34,15 +34,16 @@ def counts(store: Store) -> tuple[int, ...]:
         "WHERE rules_version = ?", [RULES.identity]).fetchall()[0])
 
 
-def test_geolife_mini_facts_are_byte_equal_on_spark(tmp_path: Path, geolife_mini: Path) -> None:
-    with Store.create(tmp_path / "s") as store:
-        import_geolife(store, geolife_mini)
+def test_geolife_mini_facts_are_byte_equal_on_spark(tmp_path: Path,
+                                                     geolife_mini_store: Path) -> None:
+    shutil.copytree(geolife_mini_store, tmp_path / "s")
+    with Store.open(tmp_path / "s") as store:
         build(store, RULES)
         embedded, embedded_counts = digests(store), counts(store)
         # the raw events as a Parquet export (as on a cluster's storage), then Spark
         raw = export_raw(store, tmp_path / "lake")
-        report = build_on_spark(store, RULES, master="local[2]", raw=raw)
-        assert report.engine == "spark local[2]"
+        report = build_on_spark(store, RULES, master=SPARK_MASTER, raw=raw)
+        assert report.engine == f"spark {SPARK_MASTER}"
         assert report.rows["facts_leg_end"] > 100
         assert digests(store) == embedded
         assert counts(store) == embedded_counts
@@ -55,23 +56,22 @@ def test_simulated_facts_are_byte_equal_through_the_cli(tmp_path: Path,
     run_cli("facts", "build", store=path)
     with Store.open(path, read_only=True) as store:
         embedded = digests(store)
-    out = run_cli("facts", "build", "--engine", "spark", "--spark-master", "local[2]",
+    out = run_cli("facts", "build", "--engine", "spark", "--spark-master", SPARK_MASTER,
                   "--json", store=path)
     report = json.loads(out.stdout)
-    assert report["engine"] == "spark local[2]"
+    assert report["engine"] == f"spark {SPARK_MASTER}"
     assert report["rules_version"] == RULES.identity
     with Store.open(path, read_only=True) as store:
         assert digests(store) == embedded
 
 
 def test_spark_options_need_the_spark_engine(tmp_path: Path, sim_store_path: Path) -> None:
-    proc = run_cli("facts", "build", "--spark-master", "local[2]", store=sim_store_path,
+    proc = run_cli("facts", "build", "--spark-master", SPARK_MASTER, store=sim_store_path,
                    check=False)
     assert proc.returncode == 2
     assert "--engine spark" in proc.stderr
 
 
-@pytest.mark.slow  # a third JVM start (~45 s); the facts' equality stays in the default run
 def test_the_training_set_built_on_spark_is_the_embedded_one(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
@@ -83,7 +83,7 @@ def test_the_training_set_built_on_spark_is_the_embedded_one(tmp_path: Path) -> 
     run_cli("facts", "build", store=path)
     run_cli("export", "training-set", "--out", tmp_path / "duckdb.parquet", store=path)
     run_cli("export", "training-set", "--out", tmp_path / "spark.parquet", "--engine", "spark",
-            "--spark-master", "local[2]", store=path)
+            "--spark-master", SPARK_MASTER, store=path)
     embedded = pq.read_table(tmp_path / "duckdb.parquet")
     on_spark = pq.read_table(tmp_path / "spark.parquet")
     assert embedded.num_rows > 10

@@ -17,6 +17,7 @@ from parkloop.interpret.spec import SHIPPED, load_spec
 from parkloop.interpret.train import train
 from parkloop.simulate import simulate
 from parkloop.store import Store
+from tests.conftest import seed_registry
 
 DEVICES, DAYS, LABEL_SHARE = 12, 7, 0.6
 SHIFT_START = date(2025, 3, 10)
@@ -54,12 +55,13 @@ def small_spec() -> str:
 
 
 @pytest.fixture(scope="session")
-def default_champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def default_champion(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
     """A store: twelve people of the default scenario for a week, and version 1 trained on
     them and published (copy it before use)."""
     store = tmp_path_factory.mktemp("loop") / "store"
     with Store.create(store) as s:
         simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE)
+        seed_registry(store, mlflow_db)
         (store / "specs").mkdir()
         (store / "specs" / "parked.toml").write_text(small_spec())
         (store / "loop.toml").write_text(LOOP_TOML)

@@ -11,18 +11,20 @@ import pytest
 from parkloop.interpret.registry import Registry
 from parkloop.loop.run import run_pass
 from parkloop.store import Store
+from tests.conftest import seed_registry
 from tests.serve.conftest import register
 
 LOOP_TOML = "[rollback]\nmin_samples = 5\nmargin = 0.05\n"
 
 
 @pytest.fixture
-def two_rules(sim_store_path: Path, tmp_path: Path) -> Path:
+def two_rules(sim_store_path: Path, tmp_path: Path, mlflow_db: Path) -> Path:
     """The small simulated store with two rule models: version 1 (p85 speed >= 10 m/s, a
     fair rule) and version 2 (>= 0 m/s: everything is a parking)."""
     store = tmp_path / "store"
     shutil.copytree(sim_store_path, store)
     (store / "loop.toml").write_text(LOOP_TOML)
+    seed_registry(store, mlflow_db)
     assert register(store, 10.0, tmp_path) == "1"
     assert register(store, 0.0, tmp_path) == "2"
     Registry(store).publish("1", reason="test: the fair rule", actor="cli:test")

@@ -17,6 +17,8 @@ from parkloop.simulate.stream import stream
 from tests.loop.stores import DAYS, DEVICES, LABEL_SHARE, SHIFT_START
 from tests.serve.conftest import ADMIN_TOKEN, Server
 
+pytestmark = pytest.mark.server
+
 READ_DEVICES = ["sim-default-s0-0000", "sim-shifted-s0-0003"]
 
 
@@ -132,7 +134,7 @@ def test_the_server_loop_publishes_by_itself_and_swaps_without_a_failed_request(
 @pytest.mark.slow
 def test_shifted_people_streaming_with_feedback_into_a_running_server(
         champion_store: Path) -> None:
-    """The issue's proof end to end: the champion of the default scenario serves, twelve
+    """The closed loop's proof end to end: the champion of the default scenario serves, twelve
     people of the shifted scenario stream a week into the server, half of them telling it
     when its answers are wrong; the loop, on its own schedule, crosses, retrains, and the
     challenger is swapped in with no failed request."""

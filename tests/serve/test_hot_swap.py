@@ -15,6 +15,8 @@ from tests.conftest import run_cli
 from tests.serve.conftest import Server, serving_sim
 from tests.serve.test_live import drive_then_park
 
+pytestmark = pytest.mark.server
+
 DEVICE = "sim-default-s11-0000"
 
 

@@ -20,6 +20,8 @@ from parkloop.simulate.stream import stream
 from parkloop.store import Store
 from tests.serve.conftest import ADMIN_TOKEN, THRESHOLDS, Server, rule_model
 
+pytestmark = pytest.mark.server
+
 T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
 HOME = (48.137, 11.575)
 M_PER_DEG = 111_195.0

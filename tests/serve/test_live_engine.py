@@ -17,12 +17,12 @@ from parkloop.facts.build import read_device
 from parkloop.facts.pipeline import device_facts
 from parkloop.facts.rules import load_rules
 from parkloop.interpret.parking import car_answer
-from parkloop.serve.live import Champion, Live
+from parkloop.serve.live import Live, ServedModel
 from parkloop.store import Store
 from tests.serve.conftest import rule_model
 
 RULES = load_rules("v1")
-CHAMPION = Champion("7", rule_model(10.0))
+CHAMPION = ServedModel("7", rule_model(10.0))
 
 
 def batch_view(store: Store, device: str, upto: int) -> tuple[list[dict[str, Any]], Any]:
@@ -71,7 +71,7 @@ def test_any_cutting_of_the_raw_log_gives_the_batch_answers(store: Store,
 def test_a_new_champion_rejudges_everything_and_switches_every_answer(store: Store) -> None:
     live = Live(RULES, CHAMPION)
     live.catch_up(store.con)
-    strict = Champion("8", rule_model(30.0))  # no leg end is that fast: nothing parked
+    strict = ServedModel("8", rule_model(30.0))  # no leg end is that fast: nothing parked
     before = dict(live.answers)
     parked_before = sum(r["parked"] for d in live.devices() for r in live.judged(d))
     live.use(strict)

@@ -210,9 +210,10 @@ def test_cli_device_token_bad_input_one_line(store: Path, tmp_path: Path) -> Non
 def test_cli_device_token_works_while_a_server_holds_the_store(store: Path) -> None:
     with Store.create(store), TokenBook(store) as server:  # as `parkloop serve` holds them
         server.snapshot()
-        proc = run_cli("device", "token", "phone-1", store=store)
+        proc = run_cli("device", "token", "phone-1", store=store, process=True)
         token = proc.stdout.strip()
         assert server.changed()
         assert server.snapshot() == {token_digest(token): "phone-1"}
-        listed = json.loads(run_cli("device", "list", "--json", store=store).stdout)
+        listed = json.loads(run_cli("device", "list", "--json", store=store,
+                                    process=True).stdout)
         assert [d["device_id"] for d in listed] == ["phone-1"]

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
-from tests.conftest import run_cli
+from tests.conftest import run_cli, seed_registry
 from tests.serve.conftest import ADMIN_TOKEN, Server, register
 
 from parkloop.facts.geo import haversine_m
@@ -47,12 +47,13 @@ class Fed:
 
 
 @pytest.fixture(scope="module")
-def fed(tmp_path_factory: pytest.TempPathFactory) -> Fed:
+def fed(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Fed:
     """Two phones x two days streamed twice to a fresh server serving a rule model, all
     their people giving feedback; what the store then holds."""
     root = tmp_path_factory.mktemp("fed")
     store = root / "store"
     Store.create(store).close()
+    seed_registry(store, mlflow_db)
     assert register(store, 10.0, root) == "1"
     Registry(store).publish("1", reason="test champion")
     server = Server(store).wait_ready()

@@ -53,13 +53,24 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """parkloop: phone location streams -> stops, trips, places -> 'where is my car?'."""
 
 
-def main() -> None:
-    """Entry point: run the CLI; a ParkloopError becomes one line on stderr and exit code 1."""
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default: the process's arguments) and return its exit code: a
+    ParkloopError becomes one line on stderr and exit code 1, a usage error exit code 2."""
     try:
-        app()
+        app(args=argv, prog_name="parkloop")
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            err.print(exc.code, highlight=False, markup=False)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except ParkloopError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        return 1
     except KeyboardInterrupt:
         err.print("interrupted")
-        sys.exit(130)
+        return 130
+    return 0
+
+
+def main() -> None:
+    """Entry point: :func:`run` on the process's arguments, its code the exit status."""
+    sys.exit(run())

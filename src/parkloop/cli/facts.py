@@ -158,19 +158,10 @@ def training_set(out_path: Annotated[Path, typer.Option(
             raise FactsError(f"rules version {version.identity} is not built in this store; "
                              f"run `parkloop facts build --rules {version.name}` first")
         if engine is Engine.spark:
-            import tempfile
+            from parkloop.interpret.spark import store_training_table
 
-            from parkloop.facts.spark import export_raw, spark_session
-            from parkloop.interpret.spark import training_table as on_spark
-
-            with tempfile.TemporaryDirectory(prefix="parkloop-spark-") as tmp:
-                raw = export_raw(s, Path(tmp))
-                facts = Path(tmp) / "facts_leg_end.parquet"
-                s.con.execute(f"COPY (SELECT * FROM facts_leg_end WHERE rules_version = "
-                              f"'{version.identity}') TO '{facts}' (FORMAT parquet)")
-                with err.status("building the training set on Spark"), \
-                        spark_session(spark_master) as spark:
-                    table = on_spark(spark, raw, facts, version.identity)
+            with err.status("building the training set on Spark"):
+                table = store_training_table(s, version.identity, master=spark_master)
         else:
             from parkloop.interpret.dataset import training_table
 

@@ -12,7 +12,7 @@ from parkloop.cli._common import DEFAULT, StoreOpt, err
 from parkloop.errors import ServingError
 from parkloop.store import Store
 
-STORE_ENV = "PARKLOOP_SERVE_STORE"
+SERVE_STORE_ENV = "PARKLOOP_SERVE_STORE"
 CORS_ENV = "PARKLOOP_SERVE_CORS"
 LOOP_ENV = "PARKLOOP_SERVE_LOOP_INTERVAL"
 
@@ -47,7 +47,7 @@ def serve(store: StoreOpt = DEFAULT,
         if port and probe.connect_ex((host if host not in ("0.0.0.0", "::") else "127.0.0.1",
                                       port)) == 0:
             raise ServingError(f"cannot listen on {host}:{port}: another program is using it")
-    os.environ[STORE_ENV] = str(store.resolve())
+    os.environ[SERVE_STORE_ENV] = str(store.resolve())
     os.environ[CORS_ENV] = ",".join(cors_origin or [])
     os.environ[LOOP_ENV] = "" if loop_interval is None else str(loop_interval)
     err.print(f"parkloop serving {store} on http://{host}:{port} (docs at /docs)",

@@ -159,3 +159,6 @@ def said_features(start_ms: np.ndarray, start_lat: np.ndarray, start_lon: np.nda
         n_car.astype(np.int64), n_other.astype(np.int64), share,
         np.where(np.isfinite(car_near), car_near, np.nan),
         np.where(np.isfinite(other_near), other_near, np.nan), start_near, since), strict=True))
+
+
+__all__ = ["ABOUT_MARGIN_MS", "SAID_FEATURES", "Statements", "placed", "said_features"]

@@ -77,12 +77,18 @@ def export_raw(store: Store, directory: Path) -> Path:
 @contextmanager
 def spark_session(master: str | None = None) -> Iterator[SparkSession]:
     """A Spark session: ``master`` (e.g. ``local[*]``, ``spark://host:7077``), else the
-    standard Spark settings (``spark-submit``, ``SPARK_MASTER``...), else ``local[*]``."""
+    standard Spark settings (``spark-submit``, ``SPARK_MASTER``...), else ``local[*]``. A
+    session already active in this process on that master is used and left running (its
+    owner stops it); a new one is stopped on leaving."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise FactsError("the spark engine needs PySpark: pip install 'parkloop[spark]'") \
             from None
+    active = SparkSession.getActiveSession()
+    if active is not None and master in (None, active.sparkContext.master):
+        yield active
+        return
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this parkloop
     from pyspark import SparkConf
 

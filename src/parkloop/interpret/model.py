@@ -14,12 +14,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pyarrow as pa
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from parkloop.errors import ModelError
@@ -60,6 +54,15 @@ def signed_log(x: np.ndarray) -> np.ndarray:
 def make_learner(learner: Learner, features: tuple[str, ...], calibration: str,
                  seed: int = 0) -> Any:
     """An unfitted estimator for a spec's learner over columns ``features``."""
+    # scikit-learn takes seconds to import: only where a learner is made (a server serving a
+    # rule model never needs it; unpickling a learned model imports what it needs)
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
     if isinstance(learner, Rule):
         if learner.feature not in features:
             raise ModelError(f"the rule reads {learner.feature!r}, which no labelled leg end has")

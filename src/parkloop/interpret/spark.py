@@ -21,6 +21,8 @@ from parkloop.interpret.labels import _HAVERSINE, MATCH_M, MATCH_S
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from parkloop.store import Store
+
 LABEL_COLUMNS = ("device_id", "ended_ms", "parked", "mode", "source", "batch_no", "seq")
 
 
@@ -96,4 +98,25 @@ def training_table(spark: SparkSession, raw: Path | str, facts: Path | str,
     return table.sort_by([("device_id", "ascending"), ("ended_ms", "ascending")])
 
 
-__all__ = ["LABEL_COLUMNS", "labelled_leg_ends", "training_table"]
+def store_training_table(store: Store, rules_version: str, *, master: str | None = None
+                         ) -> pa.Table:
+    """:func:`training_table` of a store's raw events and leg ends, exported as Parquet to a
+    temporary directory and built on Spark (``master``: see
+    :func:`~parkloop.facts.spark.spark_session`)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from parkloop.facts.spark import export_raw, spark_session
+
+    with tempfile.TemporaryDirectory(prefix="parkloop-spark-") as tmp:
+        raw = export_raw(store, Path(tmp))
+        facts = Path(tmp) / "facts_leg_end.parquet"
+        pq.write_table(store.con.sql(
+            "SELECT * FROM facts_leg_end WHERE rules_version = $rv", params={"rv": rules_version}
+        ).to_arrow_table(), facts)
+        with spark_session(master) as spark:
+            return training_table(spark, raw, facts, rules_version)
+
+
+__all__ = ["LABEL_COLUMNS", "labelled_leg_ends", "store_training_table", "training_table"]

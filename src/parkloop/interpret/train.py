@@ -563,5 +563,20 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-__all__ = ["Gate", "TrainResult", "evaluate", "gate", "load_spec", "never_seen", "reference",
-           "report_end_to_end", "train", "unseen_comparison", "warm_comparison"]
+__all__ = [
+    "Evaluation",
+    "Gate",
+    "TrainResult",
+    "evaluate",
+    "gate",
+    "label_set",
+    "load_spec",
+    "never_seen",
+    "reference",
+    "report_end_to_end",
+    "train",
+    "unsaid_rows",
+    "unseen_comparison",
+    "usable_rows",
+    "warm_comparison",
+]

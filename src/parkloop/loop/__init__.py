@@ -1,1 +1,1 @@
-"""The closed loop: monitors, retraining, publish gate and rollback (issue 6)."""
+"""The closed loop: monitors, retraining, publish gate and rollback."""

@@ -13,14 +13,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from parkloop.errors import ParkloopError
+from parkloop.errors import LoopConfigError
 
 SHIPPED = Path(__file__).with_name("loop.toml")
 USER_FILE = "loop.toml"
 
 
-class LoopConfigError(ParkloopError):
-    """``loop.toml`` is not valid."""
+HIGH_IS_BAD = {"drift": True, "accuracy": False, "new_labels": True, "parked_share": True,
+               "confidence": True}
+"""every monitor, and whether a high value is the bad side of its threshold"""
+BAD_SIDE = {name: "above" if high else "below" for name, high in HIGH_IS_BAD.items()}
+"""every monitor's bad side of its threshold, as the audit records and the console name it"""
 
 
 class _Section(BaseModel):
@@ -55,8 +58,6 @@ class Monitors(_Section):
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Monitors:
-        from parkloop.loop.monitors import HIGH_IS_BAD
-
         wrong = [name for name, high in HIGH_IS_BAD.items()
                  if (t := getattr(self, name)).clear != t.alarm
                  and (t.clear > t.alarm) == high]

@@ -47,16 +47,14 @@ from parkloop.errors import ModelError
 from parkloop.interpret.model import one_thread
 from parkloop.interpret.parking import MOVED_M
 
+# the monitors' bad sides are declared beside their thresholds; still importable from here
+from parkloop.loop.config import BAD_SIDE as BAD_SIDE
+from parkloop.loop.config import HIGH_IS_BAD as HIGH_IS_BAD
+
 if TYPE_CHECKING:
     from parkloop.interpret.model import ParkedModel
     from parkloop.loop.config import Drift, LoopConfig
     from parkloop.store import Store
-
-HIGH_IS_BAD = {"drift": True, "accuracy": False, "new_labels": True, "parked_share": True,
-               "confidence": True}
-"""every monitor, and whether a high value is the bad side of its threshold"""
-BAD_SIDE = {name: "above" if high else "below" for name, high in HIGH_IS_BAD.items()}
-"""every monitor's bad side of its threshold, as the audit records and the console name it"""
 
 DAY_MS = 86_400_000
 EXACT_KS = 100_000

@@ -1,1 +1,1 @@
-"""Serving: the REST API that ingests events and answers "where is my car?" (issue 5)."""
+"""Serving: the REST API that ingests events and answers "where is my car?"."""

@@ -49,7 +49,7 @@ _DRIVE_COLUMNS = ("started_ms", "start_lat", "start_lon")
 
 
 @dataclass(frozen=True)
-class Champion:
+class ServedModel:
     """The published model as served: its registry version and the loaded model."""
 
     version: str
@@ -93,7 +93,7 @@ class CycleReport:
 class Live:
     """Every device's live facts and answer under one rules version and champion."""
 
-    def __init__(self, rules: RulesVersion, champion: Champion | None) -> None:
+    def __init__(self, rules: RulesVersion, champion: ServedModel | None) -> None:
         if champion is not None and champion.model.rules_version != rules.identity:
             raise ValueError(f"model {champion.version} reads {champion.model.rules_version}, "
                              f"not {rules.identity}")
@@ -190,7 +190,7 @@ class Live:
         return CycleReport(hi - lo, sum(len(f[0]) for f in fixes.values()), len(touched),
                            dict(facts), judged, changed, time.perf_counter() - start)
 
-    def use(self, champion: Champion, *, now_ms: int | None = None) -> None:
+    def use(self, champion: ServedModel, *, now_ms: int | None = None) -> None:
         """Judge every kept leg end with ``champion`` (of the same rules version) and switch
         to it: the new answers are made beside the old ones, then replace them in one
         assignment."""
@@ -256,7 +256,7 @@ class Live:
                 changed += 1
         return changed
 
-    def _answer_of(self, device: str, champion: Champion | None, p_final: np.ndarray,
+    def _answer_of(self, device: str, champion: ServedModel | None, p_final: np.ndarray,
                    p_open: np.ndarray) -> CarAnswer:
         if champion is None:
             return CarAnswer(device, "unknown", None, None, None, None, None,
@@ -395,4 +395,4 @@ def answer_json(answer: CarAnswer, known_since_ms: int | None) -> bytes:
         "rules_version": answer.rules_version})
 
 
-__all__ = ["Champion", "CycleReport", "Live", "View", "answer_json"]
+__all__ = ["CycleReport", "Live", "ServedModel", "View", "answer_json"]

@@ -16,14 +16,38 @@ import subprocess
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from parkloop.loop import audit
+from parkloop.loop.config import HIGH_IS_BAD
 from parkloop.loop.mirror import sync_mirror
-from parkloop.loop.monitors import HIGH_IS_BAD
 
 if TYPE_CHECKING:
-    from parkloop.serve.service import Service
+    import duckdb
+    from prometheus_client import CollectorRegistry
+
+
+class _Metrics(Protocol):
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+
+class LoopHost(Protocol):
+    """What the loop needs of the server it runs in (:class:`parkloop.serve.service.Service`)."""
+
+    @property
+    def store_path(self) -> Path: ...
+
+    @property
+    def metrics(self) -> _Metrics: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def cursor(self) -> duckdb.DuckDBPyConnection: ...
+
+    def publish_seen(self) -> None: ...
 
 log = logging.getLogger("parkloop.loop")
 
@@ -35,7 +59,7 @@ class LoopRunner:
     """Runs loop passes for ``service``: every ``interval_s`` (never, if 0) and on
     :meth:`trigger`; one at a time."""
 
-    def __init__(self, service: Service, interval_s: float) -> None:
+    def __init__(self, service: LoopHost, interval_s: float) -> None:
         self.service = service
         self.interval_s = interval_s
         self.running = False

@@ -35,7 +35,7 @@ from parkloop.interpret.registry import Registry
 from parkloop.loop.config import load_config
 from parkloop.raw.log import StoreResult
 from parkloop.serve.ingest import Writer
-from parkloop.serve.live import Champion, Live
+from parkloop.serve.live import Live, ServedModel
 from parkloop.serve.loop import LoopRunner
 from parkloop.serve.tokens import TokenBook
 from parkloop.store import Store
@@ -64,7 +64,7 @@ this), and how often device tokens are reloaded"""
 
 
 @dataclass
-class Metrics:
+class ServerMetrics:
     """The server's Prometheus metrics, in a registry of its own."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -112,7 +112,7 @@ class Service:
         store's loop.toml)."""
         self.store_path = Path(store_path)
         self.default_rules = rules
-        self.metrics = Metrics()
+        self.metrics = ServerMetrics()
         self.tokens = TokenBook(self.store_path)
         self.registry = Registry(self.store_path)
         self.ready = False
@@ -273,7 +273,7 @@ class Service:
         if live is not None and version is not None and version == self._refused:
             return
         try:
-            champion = None if version is None else Champion(
+            champion = None if version is None else ServedModel(
                 version, ParkedModel.load(self.registry.artifacts(version)))
             rules = self._rules_for(champion)
             self._refused = None
@@ -297,7 +297,7 @@ class Service:
                                     "rules_version": rules.identity})
         log.info("serving model %s on rules %s", model_version, rules.identity)
 
-    def _rules_for(self, champion: Champion | None) -> RulesVersion:
+    def _rules_for(self, champion: ServedModel | None) -> RulesVersion:
         if champion is None:
             return load_rules(self.default_rules, self.store_path)
         name = champion.model.rules_version.split("@", 1)[0]

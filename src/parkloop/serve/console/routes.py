@@ -2,7 +2,7 @@
 ``/console/`` and its admin-only JSON routes under ``/v1/console/`` (see docs/console.md).
 
 Every route reads; none writes. Device routes compute facts from raw events
-(:mod:`parkloop.serve.console`) in a worker thread, off the event loop.
+(:mod:`parkloop.serve.console.data`) in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -19,23 +19,20 @@ from fastapi import Path as InPath
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from parkloop.errors import ParkloopError, RegistryError
+from parkloop.errors import ApiError, ParkloopError
 from parkloop.facts.catalog import list_versions
 from parkloop.facts.rules import RulesVersion, available, load_rules
-from parkloop.interpret.report import PLOTS
 from parkloop.loop.audit import history
-from parkloop.loop.config import load_config
-from parkloop.loop.monitors import BAD_SIDE
-from parkloop.serve import console
-from parkloop.serve import console_models as m
-from parkloop.serve.errors import ApiError
+from parkloop.loop.config import BAD_SIDE, load_config
+from parkloop.serve.console import data as console
+from parkloop.serve.console import models as m
 
 if TYPE_CHECKING:
     import duckdb
 
     from parkloop.serve.service import Service
 
-WEB = Path(__file__).parent / "web"
+WEB = Path(__file__).parents[1] / "web"
 """the page: index.html, its scripts and styles, and the vendored libraries"""
 
 Rules = Annotated[str | None, Query(max_length=64, description="a rules version's name "
@@ -154,6 +151,8 @@ def add_console(app: FastAPI, service: Service,
     async def plot(version: Annotated[str, InPath(max_length=32)],
                    name: Annotated[str, InPath(max_length=64)]) -> Response:
         """One of a version's report plots (PNG)."""
+        from parkloop.interpret.report import PLOTS  # matplotlib: on the first ask only
+
         if name not in PLOTS:
             raise ApiError(404, "not_found", f"no plot {name!r}; plots: {', '.join(PLOTS)}")
         path = await asyncio.to_thread(_artifact, service, version, name)
@@ -219,6 +218,8 @@ def _devices(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def _models(service: Service) -> dict[str, Any]:
+    from parkloop.interpret.report import PLOTS  # matplotlib: on the first ask only
+
     registry = service.registry
     versions = registry.versions()
     out = []
@@ -238,10 +239,7 @@ def _models(service: Service) -> dict[str, Any]:
 
 
 def _artifact(service: Service, version: str, name: str) -> Path:
-    try:
-        path = service.registry.artifacts(version) / name
-    except RegistryError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    path = service.registry.artifacts(version) / name  # an unknown version: 404
     if not path.is_file():
         raise ApiError(404, "not_found", f"model version {version} has no {name}")
     return path

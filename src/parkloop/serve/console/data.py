@@ -7,7 +7,7 @@ device's rows, the step every build runs), so any rules version can be shown, bu
 what is shown is what a build would store. They are cached per (device, rules version, newest
 raw batch of the device). Nothing here writes to the store.
 
-The routes are in :mod:`parkloop.serve.console_api`; the page is ``serve/web/``.
+The routes are in :mod:`parkloop.serve.console.routes`; the page is ``serve/web/``.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from parkloop.errors import ApiError
 from parkloop.facts.build import read_device
 from parkloop.facts.features import FEATURES
 from parkloop.facts.geo import haversine_m
 from parkloop.facts.pipeline import Fixes, device_facts
 from parkloop.interpret.labels import MATCH_S
 from parkloop.interpret.model import one_thread
-from parkloop.serve.errors import ApiError
 
 if TYPE_CHECKING:
     import duckdb
 
     from parkloop.facts.rules import RulesVersion
-    from parkloop.serve.live import Champion, Live
+    from parkloop.serve.live import Live, ServedModel
 
 DEFAULT_POINTS = 4000
 """most points per drawn line (raw fixes, track) unless the request asks otherwise"""
@@ -168,7 +168,7 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceData, live: Live
     }
 
 
-def _judge(live: Live | None, facts: DeviceData) -> tuple[Champion | None, np.ndarray | None]:
+def _judge(live: Live | None, facts: DeviceData) -> tuple[ServedModel | None, np.ndarray | None]:
     """The champion (read once: a swap may happen meanwhile) and its p(parked) for every leg
     end of ``facts``, when it was trained on their rules (else None, None)."""
     champion = live.champion if live is not None else None
@@ -182,7 +182,7 @@ def _judge(live: Live | None, facts: DeviceData) -> tuple[Champion | None, np.nd
     return champion, p
 
 
-def _model(champion: Champion | None) -> dict[str, Any] | None:
+def _model(champion: ServedModel | None) -> dict[str, Any] | None:
     return None if champion is None else {"version": champion.version,
                                           "threshold": champion.model.threshold}
 
