@@ -43,6 +43,7 @@ from parkloop.errors import (
 )
 from parkloop.raw.events import ID_PATTERN, parse_events
 from parkloop.serve.console_api import add_console
+from parkloop.serve.driver import add_driver
 from parkloop.serve.errors import ApiError
 from parkloop.serve.service import Service
 from parkloop.serve.tokens import token_digest
@@ -548,6 +549,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
         admin_only(await who_is(request))
 
     add_console(app, service, admin_required)
+    add_driver(app, service)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
