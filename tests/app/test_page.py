@@ -157,7 +157,10 @@ def test_yes_no_and_i_parked_here(recorded: Recorded) -> None:
     page.click("#ask button[data-say=yes]")
     page.click("#ask button[data-say=yes]")  # pressed twice: said once
     page.clock.run_for(10_000)
-    expect(page.locator("#ask .said")).to_have_text("You said yes (received earlier).")
+    expect(page.locator("#ask .said")).to_have_text("You said yes (received).")
+    yes = page.locator("#sent-list li[data-id^=app-][data-state=duplicate]")
+    expect(yes).to_have_count(1)  # the retry of the lost answer
+    expect(yes).to_contain_text("Yes: parked ")
     page.locator("#event-list li[data-ended]").nth(1).locator("button[data-say=no]").click()
     expect(page.locator("#event-list li[data-ended]").nth(1).locator(".said")).to_have_text(
         "You said no (received).")
@@ -167,6 +170,28 @@ def test_yes_no_and_i_parked_here(recorded: Recorded) -> None:
     expect(sent).to_have_count(3)
     expect(page.locator("#sent-list li[data-state=waiting]")).to_have_count(0)
     p.shot("4-answered")
+
+
+def test_the_page_s_words(recorded: Recorded) -> None:
+    said = recorded.phone.page.evaluate("""async () => {
+        const w = await import("/app/js/words.js");
+        const me = {lat: 48, lon: 11};
+        return [[0.95, 0.75, 0.55, 0.2, null].map(w.sureness),
+                w.fromYou(me, 48.003, 11.004), w.fromYou(me, 48.0001, 11),
+                w.fromYou(me, 47.98, 11), w.geoLink(48.1, 11.25),
+                [{status: "unknown", reason: "unknown: too little evidence"},
+                 {status: "driven_away"}, {status: "parked", lat: null},
+                 {status: "something new"}].map(w.headline),
+                [60_000 * 30, 60_000 * 130, 86_400_000 * 3].map((d) => w.ago(0, d))];
+    }""")
+    assert said == [
+        ["parkloop is very sure", "parkloop is fairly sure",
+         "parkloop thinks so, but is not sure", "parkloop is unsure", ""],
+        "about 450 m north-east of you", "right where you are (11 m)", "2.2 km south of you",
+        "geo:48.100000,11.250000?q=48.100000,11.250000(My car)",
+        ["parkloop is not sure where your car is", "Your car has been driven away",
+         "parkloop is not sure where your car is", "parkloop is not sure where your car is"],
+        ["30 min ago", "2 h 10 min ago", "3 days ago"]]
 
 
 def test_another_phone_sees_nothing_of_this_car(browser: Any, app_server: Server,

@@ -91,6 +91,7 @@ function start(device) {
     location.replace(location.pathname);
   });
   if (state.recorder.wanted) state.recorder.start();  // it was recording before a reload
+  else state.recorder.seal(true);  // fixes recorded before the page was closed: send them
   drawRecording();
   drawSent();
   refresh();
@@ -128,7 +129,7 @@ function drawCar() {
   $("#car").dataset.status = a.status;
   $("#car-title").textContent = headline(a);
   $("#car-when").textContent = parked && at ? `Parked ${when(at)} (${ago(at)})` : "";
-  $("#car-sure").textContent = parked ? `${sureness(a.p_parked)}.`
+  $("#car-sure").textContent = parked ? (sureness(a.p_parked) && `${sureness(a.p_parked)}.`)
     : a.reason ? `parkloop says: ${a.reason}.` : "";
   const me = state.recorder.last;
   $("#car-where").textContent = parked && me ? `It is ${fromYou(me, a.lat, a.lon)}.` : "";
@@ -291,7 +292,7 @@ function drawRecording() {
 function stateWords(item) {
   if (item.state === "waiting") return item.tries ? "not sent yet, will retry" : "waiting";
   if (item.state === "stored") return "received";
-  if (item.state === "duplicate") return "received earlier";
+  if (item.state === "duplicate") return "received";  // it had arrived before: a retry
   return `refused: ${item.error}`;
 }
 
