@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from parkloop.serve.driver import CSP
 from tests.conftest import run_cli
 from tests.serve.conftest import ADMIN_TOKEN, free_port
 from tests.test_cli import one_line_error
@@ -81,6 +82,8 @@ def test_serve_speaks_https_with_the_given_certificate(https: Https) -> None:
     page = httpx.get(https.url + "/app/", verify=https.tls)
     assert page.status_code == 200
     assert "Where is my car?" in page.text
+    assert page.headers["content-security-policy"] == CSP  # calls to this server only
+    assert "connect-src" not in CSP and "default-src 'self'" in CSP
     assert httpx.get(https.url + "/app", verify=https.tls).headers["location"] == "/app/"
     leaflet = httpx.get(https.url + "/console/vendor/leaflet/leaflet.js", verify=https.tls)
     assert leaflet.status_code == 200  # the console's copy: the page ships none of its own

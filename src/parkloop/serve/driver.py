@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from parkloop.serve.errors import ApiError
 from parkloop.serve.tokens import token_digest
@@ -55,11 +56,29 @@ def add_driver(app: FastAPI, service: Service) -> None:
         raise ApiError(401, "unauthorized",
                        "send a valid token as `Authorization: Bearer TOKEN`")
 
-    app.mount("/app", StaticFiles(directory=PAGE, html=True), name="app")
+    app.mount("/app", _Page(directory=PAGE, html=True), name="app")
 
     @app.get("/app", include_in_schema=False)
     async def app_slash() -> Response:
         return RedirectResponse(LINK_PATH)
+
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+"""the page's Content-Security-Policy: its code, styles, images and calls come from this
+server only, so nothing injected could send the token kept in the browser elsewhere
+(Leaflet sets inline styles, hence 'unsafe-inline' for styles alone)"""
+
+
+class _Page(StaticFiles):
+    """The page's files, with :data:`CSP` and no referrer."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["content-security-policy"] = CSP
+        response.headers["referrer-policy"] = "no-referrer"
+        response.headers["x-content-type-options"] = "nosniff"
+        return response
 
 
 def page_link(base_url: str, token: str) -> str:
@@ -81,4 +100,4 @@ def _bearer(authorization: str | None) -> str | None:
     return token if token and len(token) <= 512 else None
 
 
-__all__ = ["LINK_PATH", "PAGE", "MeOut", "add_driver", "page_link"]
+__all__ = ["CSP", "LINK_PATH", "PAGE", "MeOut", "add_driver", "page_link"]

@@ -11,6 +11,7 @@ const SHOWN_EVENTS = 10;
 const SHOWN_SENT = 8;
 
 const state = {device: null, answer: null, rules: null, events: [], outbox: null, recorder: null,
+               here: null,
                map: null, layers: null, fitted: false, fittedBy: null, refreshing: false};
 const saidKey = () => `parkloop.app.said.${state.device}`;
 const said = () => JSON.parse(localStorage.getItem(saidKey()) || "{}");
@@ -91,7 +92,10 @@ function start(device) {
     location.replace(location.pathname);
   });
   if (state.recorder.wanted) state.recorder.start();  // it was recording before a reload
-  else state.recorder.seal(true);  // fixes recorded before the page was closed: send them
+  else {
+    state.recorder.seal(true);  // fixes recorded before the page was closed: send them
+    showWhereIAm();
+  }
   drawRecording();
   drawSent();
   refresh();
@@ -131,7 +135,7 @@ function drawCar() {
   $("#car-when").textContent = parked && at ? `Parked ${when(at)} (${ago(at)})` : "";
   $("#car-sure").textContent = parked ? (sureness(a.p_parked) && `${sureness(a.p_parked)}.`)
     : a.reason ? `parkloop says: ${a.reason}.` : "";
-  const me = state.recorder.last;
+  const me = here();
   $("#car-where").textContent = parked && me ? `It is ${fromYou(me, a.lat, a.lon)}.` : "";
   const walk = $("#walk");
   walk.hidden = !parked;
@@ -160,7 +164,7 @@ function drawEvents() {
   for (const e of state.events) {
     const item = li("", "");
     item.dataset.ended = e.ended_ms;
-    const me = state.recorder.last;
+    const me = here();
     item.append(line(`${when(e.ended_ms)} · ${sureness(e.p_parked)}`));
     if (me) item.append(line(`${fromYou(me, e.lat, e.lon)}`, "muted"));
     const ask = document.createElement("div");
@@ -251,7 +255,7 @@ async function pinHere() {
 
 // The phone's position: the newest fix while recording, else one asked for now.
 function position() {
-  const last = state.recorder.last;
+  const last = here();
   if (last && Date.now() - last.t < 120_000) return Promise.resolve(last);
   return new Promise((resolve, reject) => {
     if (!navigator.geolocation || !window.isSecureContext) {
@@ -330,8 +334,28 @@ function makeMap() {
   map.on("dragstart zoomstart", () => { if (state.fittedBy !== "us") state.fitted = true; });
 }
 
+// Where the phone is: its newest recorded fix, or the position shown without recording.
+function here() {
+  const a = state.recorder.last;
+  const b = state.here;
+  return !a ? b : !b ? a : a.t >= b.t ? a : b;
+}
+
+// Without recording, show where the phone is, if the person has allowed it already (the page
+// never asks for the position before a button asks for it); nothing of it is sent.
+async function showWhereIAm() {
+  if (!navigator.geolocation || !window.isSecureContext || !navigator.permissions) return;
+  try {
+    if ((await navigator.permissions.query({name: "geolocation"})).state !== "granted") return;
+  } catch { return; }
+  navigator.geolocation.getCurrentPosition((p) => {
+    state.here = {lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: p.coords.accuracy, t: Date.now()};
+    drawMe();
+  }, () => {}, {enableHighAccuracy: true, maximumAge: 60_000, timeout: 30_000});
+}
+
 function drawMe() {
-  const me = state.recorder.last;
+  const me = here();
   if (!me || !state.map) return;
   state.layers.me.clearLayers();
   if (me.accuracy_m) L.circle([me.lat, me.lon], {radius: me.accuracy_m, weight: 1, color: "#0b63ce", fillOpacity: 0.1, interactive: false}).addTo(state.layers.me);
@@ -362,7 +386,7 @@ function fit() {
   const points = [];
   const a = state.answer;
   if (a && a.status === "parked" && Number.isFinite(a.lat)) points.push([a.lat, a.lon]);
-  const me = state.recorder.last;
+  const me = here();
   if (me) points.push([me.lat, me.lon]);
   if (!points.length && state.events.length) points.push([state.events[0].lat, state.events[0].lon]);
   if (!points.length) return;
