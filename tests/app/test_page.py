@@ -20,7 +20,7 @@ from parkloop.facts.geo import haversine_m
 from parkloop.store import Store
 from tests.app.conftest import Phone, phone
 from tests.app.trip import Trip, day
-from tests.serve.conftest import Server
+from tests.serve.conftest import ADMIN_TOKEN, Server
 
 DEVICE = "phone-a"
 OTHER = "phone-b"
@@ -199,6 +199,11 @@ def test_another_phone_sees_nothing_of_this_car(browser: Any, app_server: Server
     other = cli_token(app_server, OTHER)
     with phone(browser, app_server) as p:
         p.page.goto(f"{app_server.url}/app/")
+        for wrong, says in (("plk_wrong", "parkloop does not know this token"),
+                            (ADMIN_TOKEN, "that is the admin token")):
+            p.page.fill("#token", wrong)
+            p.page.click("#signin button[type=submit]")
+            expect(p.page.locator("#signin-error")).to_contain_text(says)
         p.page.fill("#token", f"{app_server.url}/app/#token={other}")  # the link, pasted
         p.shot("5-sign-in")
         p.page.click("#signin button[type=submit]")

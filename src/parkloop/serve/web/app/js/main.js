@@ -12,7 +12,8 @@ const SHOWN_SENT = 8;
 
 const state = {device: null, answer: null, rules: null, events: [], outbox: null, recorder: null,
                here: null,
-               map: null, layers: null, fitted: false, fittedBy: null, refreshing: false};
+               map: null, layers: null, fitted: false, fittedBy: null, refreshing: false,
+               refreshAgain: false};
 const saidKey = () => `parkloop.app.said.${state.device}`;
 const said = () => JSON.parse(localStorage.getItem(saidKey()) || "{}");
 
@@ -39,11 +40,12 @@ function showSignIn(message = "") {
 async function boot() {
   const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
   if (fromLink) history.replaceState(null, "", location.pathname);  // out of the address bar
-  let token = fromLink || session.token();
+  const token = fromLink || session.token();
   $("#signin").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
-      start(await signIn(tokenIn($("#token").value)));
+      const device = await signIn(tokenIn($("#token").value));
+      if (state.device) location.reload(); else start(device);  // a new token: start afresh
     } catch (err) {
       $("#signin-error").textContent = refusal(err);
     }
@@ -52,9 +54,15 @@ async function boot() {
   try {
     start(await signIn(token));
   } catch (err) {
-    if (err.status === 0 && session.device() && !fromLink) return start(session.device());
-    session.clear();
+    if (err.status === 401 || err.status === 403) {
+      session.clear();
+      return showSignIn(refusal(err));
+    }
+    // no answer (or a busy server): the device known from before goes on offline; a new
+    // link's token waits in the form for "Sign in" to try again
+    if (session.device() && (!fromLink || fromLink === session.token())) return start(session.device());
     showSignIn(refusal(err));
+    $("#token").value = token;
   }
 }
 
@@ -106,8 +114,9 @@ function start(device) {
 // --- the car and the recent parkings ----------------------------------------------------
 
 async function refresh() {
-  if (state.refreshing) return;
+  if (state.refreshing) { state.refreshAgain = true; return; }
   state.refreshing = true;
+  state.refreshAgain = false;
   try {
     const [answer, ends] = await Promise.all([car(state.device), legEnds(state.device)]);
     state.answer = answer;
@@ -124,6 +133,7 @@ async function refresh() {
   } finally {
     state.refreshing = false;
   }
+  if (state.refreshAgain) refresh();  // news arrived while it asked
 }
 
 function drawCar() {
