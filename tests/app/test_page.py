@@ -67,8 +67,8 @@ def recorded(browser: Any, app_server: Server) -> Iterator[Recorded]:
     first = trip.fixes[0]
     with phone(browser, app_server, at=(first.lat, first.lon)) as p:
         page = p.page
-        page.clock.install(time=start_ms / 1000)
-        page.clock.pause_at(start_ms / 1000)
+        page.clock.install(time=(start_ms - 5_000) / 1000)  # the clock then runs to...
+        page.clock.pause_at(start_ms / 1000)  # ...here, and moves on only with the day
         page.goto(f"{app_server.url}/app/#token={token}")
         expect(page.locator("#device")).to_have_text(DEVICE)
         assert "token" not in page.url  # out of the address bar and the history
@@ -170,6 +170,30 @@ def test_yes_no_and_i_parked_here(recorded: Recorded) -> None:
     expect(sent).to_have_count(3)
     expect(page.locator("#sent-list li[data-state=waiting]")).to_have_count(0)
     p.shot("4-answered")
+
+
+def test_a_reload_while_recording_loses_no_fix(browser: Any, app_server: Server,
+                                               recorded: Recorded) -> None:
+    token = cli_token(app_server, "phone-c")
+    t0 = (int(time.time()) - 3600) * 1000
+    with phone(browser, app_server, at=(48.2, 11.5)) as p:
+        page = p.page
+        page.clock.install(time=(t0 - 5_000) / 1000)
+        page.clock.pause_at(t0 / 1000)
+        page.goto(f"{app_server.url}/app/#token={token}")
+        page.click("#rec-toggle")
+        for i in range(1, 4):  # too few and too young to be sealed into a batch
+            page.clock.run_for(5_000)
+            p.context.set_geolocation({"latitude": 48.2 + i / 1e4, "longitude": 11.5,
+                                       "accuracy": 5})
+            expect(page.locator("#rec-status")).to_have_attribute("data-count", str(i + 1))
+        assert page.locator("#rec-status").get_attribute("data-waiting") == "4"
+        page.reload()  # or the tab closed and opened again: it records on
+        expect(page.locator("#rec-badge")).to_be_visible()
+        page.clock.run_for(60_000)  # the kept fixes' batch is a minute old: sealed and sent
+        wait_sent(p)
+        stored = fixes_stored(app_server, "phone-c")
+        assert stored == 4 + int(page.locator("#rec-status").get_attribute("data-count"))
 
 
 def test_the_page_s_words(recorded: Recorded) -> None:
