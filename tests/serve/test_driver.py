@@ -135,12 +135,17 @@ def test_a_bad_link_is_one_line(https: Https, args: list[str], says: str) -> Non
 
 def test_bad_tls_files_are_one_line(tmp_path: Path) -> None:
     cert, key = certificate(tmp_path)
+    locked = tmp_path / "locked.pem"
+    subprocess.run(["openssl", "pkcs8", "-topk8", "-in", str(key), "-out", str(locked),
+                    "-passout", "pass:secret"], check=True, capture_output=True)
     for args, says in ((["--ssl-certfile", str(cert)], "needs both"),
                        (["--ssl-certfile", str(key), "--ssl-keyfile", str(key)],
                         "is not a PEM certificate"),
                        (["--ssl-certfile", str(cert), "--ssl-keyfile", str(cert)],
                         "is not a PEM private key"),
                        (["--ssl-certfile", str(tmp_path / "no.pem"), "--ssl-keyfile", str(key)],
-                        "No such file")):
+                        "No such file"),
+                       (["--ssl-certfile", str(cert), "--ssl-keyfile", str(locked)],
+                        "is encrypted")):
         assert says in one_line_error(run_cli("serve", "--port", str(free_port()), *args,
                                               store=tmp_path / "store", check=False)), args

@@ -64,7 +64,8 @@ def serve(store: StoreOpt = DEFAULT,
     Granian("parkloop.serve.app:from_env", factory=True, address=host, port=port,
             interface=Interfaces.ASGI, workers=1, loop=Loops.uvloop, log_access=access_log,
             log_level=LogLevels.info, backlog=2048,
-            ssl_cert=ssl_certfile, ssl_key=ssl_keyfile).serve()
+            ssl_cert=ssl_certfile and ssl_certfile.resolve(),
+            ssl_key=ssl_keyfile and ssl_keyfile.resolve()).serve()
 
 
 def _tls(certfile: Path | None, keyfile: Path | None) -> str:
@@ -82,4 +83,7 @@ def _tls(certfile: Path | None, keyfile: Path | None) -> str:
             raise ServingError(f"{flag} {path}: {exc.strerror or exc}") from None
         if marker not in head:
             raise ServingError(f"{flag} {path} is not a PEM {what} file")
+        if b"ENCRYPTED" in head:
+            raise ServingError(f"{flag} {path} is encrypted: give the key without a passphrase"
+                               " (readable by the server's user only)")
     return "https"

@@ -2,6 +2,7 @@
 // and, with the person's consent, record the phone's position. Every call is one of the
 // device routes of the API, with the device's own token (api.js).
 import {Outbox, car, get, legEnds, session} from "./api.js";
+import {createMap} from "./map.js";
 import {Recorder} from "./recorder.js";
 import {ago, fromYou, geoLink, headline, sureness, when} from "./words.js";
 
@@ -12,7 +13,7 @@ const SHOWN_SENT = 8;
 
 const state = {device: null, answer: null, rules: null, events: [], outbox: null, recorder: null,
                here: null,
-               map: null, layers: null, fitted: false, fittedBy: null, refreshing: false,
+               map: null, refreshing: false,
                refreshAgain: false};
 const saidKey = () => `parkloop.app.said.${state.device}`;
 const said = () => JSON.parse(localStorage.getItem(saidKey()) || "{}");
@@ -86,7 +87,7 @@ function start(device) {
     drawRecording();
     if (what?.fix) drawMe();
   });
-  makeMap();
+  state.map = createMap($("#map"));
   $("#rec-toggle").addEventListener("click", () => {
     if (state.recorder.recording) state.recorder.stop(); else state.recorder.start();
   });
@@ -329,20 +330,7 @@ function drawSent() {
   if (state.answer) drawCar();
 }
 
-// --- the map -------------------------------------------------------------------------------
-
-function makeMap() {
-  // a blank map (no tiles: the page asks nothing of any other server); scale bar for distance
-  const map = L.map("map", {zoomSnap: 0.5, attributionControl: false});
-  map.setView([48.14, 11.58], 3);
-  L.control.scale({imperial: false}).addTo(map);
-  state.map = map;
-  state.layers = {track: L.polyline([], {color: "#0b63ce", weight: 3, opacity: 0.6}).addTo(map),
-                  events: L.layerGroup().addTo(map), car: L.layerGroup().addTo(map),
-                  me: L.layerGroup().addTo(map)};
-  // once the person pans or zooms, the page stops fitting the view for them
-  map.on("dragstart zoomstart", () => { if (state.fittedBy !== "us") state.fitted = true; });
-}
+// --- the map and the phone's position -------------------------------------------------------
 
 // Where the phone is: its newest recorded fix, or the position shown without recording.
 function here() {
@@ -367,45 +355,14 @@ async function showWhereIAm() {
 function drawMe() {
   const me = here();
   if (!me || !state.map) return;
-  state.layers.me.clearLayers();
-  if (me.accuracy_m) L.circle([me.lat, me.lon], {radius: me.accuracy_m, weight: 1, color: "#0b63ce", fillOpacity: 0.1, interactive: false}).addTo(state.layers.me);
-  L.circleMarker([me.lat, me.lon], {radius: 7, color: "#fff", weight: 2, fillColor: "#0b63ce", fillOpacity: 1}).bindTooltip("you").addTo(state.layers.me);
-  state.layers.track.setLatLngs(state.recorder.track);
+  state.map.showMe(me, state.recorder.track);
   if (state.answer) drawCar();
-  fit();
 }
 
 function drawMap() {
   const a = state.answer;
-  state.layers.car.clearLayers();
-  state.layers.events.clearLayers();
-  for (const e of state.events) {
-    L.circleMarker([e.lat, e.lon], {radius: 5, color: "#667085", weight: 1, fillOpacity: 0.5})
-      .bindTooltip(`parked ${when(e.ended_ms)}`).addTo(state.layers.events);
-  }
-  if (a.status === "parked" && Number.isFinite(a.lat)) {
-    const icon = L.divIcon({className: "car-icon", html: "P", iconSize: [32, 32]});
-    L.marker([a.lat, a.lon], {icon, title: "your car", keyboard: false}).addTo(state.layers.car);
-  }
-  fit();
-}
-
-// Show the car and the phone together, until the person moves the map themselves.
-function fit() {
-  if (state.fitted) return;
-  const points = [];
-  const a = state.answer;
-  if (a && a.status === "parked" && Number.isFinite(a.lat)) points.push([a.lat, a.lon]);
-  const me = here();
-  if (me) points.push([me.lat, me.lon]);
-  if (!points.length && state.events.length) points.push([state.events[0].lat, state.events[0].lon]);
-  if (!points.length) return;
-  state.fittedBy = "us";
-  try {
-    state.map.fitBounds(L.latLngBounds(points).pad(0.3), {maxZoom: 17, animate: false});
-  } finally {
-    state.fittedBy = null;
-  }
+  const car = a.status === "parked" && Number.isFinite(a.lat) ? {lat: a.lat, lon: a.lon} : null;
+  state.map.showCar(car, state.events);
 }
 
 window.addEventListener("DOMContentLoaded", () => boot().catch((err) => showSignIn(err.message)));
