@@ -64,6 +64,7 @@ OPERATIONS = [
     ("GET", "/v1/devices/{device_id}/legs"),
     ("GET", "/v1/devices/{device_id}/places"),
     ("GET", "/v1/devices/{device_id}/leg-ends"),
+    ("GET", "/v1/me"),
     ("POST", "/v1/devices"),
     ("GET", "/v1/models"),
     ("POST", "/v1/models/{version}/publish"),

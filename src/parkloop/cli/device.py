@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
 
 from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, out, print_json
+from parkloop.errors import RejectedInput
+from parkloop.serve.driver import page_link
 from parkloop.serve.tokens import AUTH_FILE, TokenBook
 from parkloop.store import DB_FILE, Store
 
@@ -19,19 +23,51 @@ app = typer.Typer(help="Device tokens: issue one (replacing any earlier), list w
 
 @app.command("token")
 def token(device_id: Annotated[str, typer.Argument(help="The device to issue a token for.")],
-          store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
+          store: StoreOpt = DEFAULT, json: JsonOpt = False,
+          link: Annotated[str | None, typer.Option(
+              "--link", metavar="URL", help="Also print the address that signs a phone in to "
+              "the driver's page of the server at URL (as the phone reaches it, e.g. "
+              "https://192.168.1.20:8443), and its QR code.")] = None,
+          qr: Annotated[bool, typer.Option(help="With --link: draw the QR code.")] = True
+          ) -> None:
     """Issue a new token for DEVICE_ID and print it (only the token, or --json); it replaces
     any earlier token of that device. Works while `parkloop serve` runs: the server accepts
-    the new token, and refuses the old one, within its reload interval."""
+    the new token, and refuses the old one, within its reload interval. With --link, the
+    driver's page address (the token in its #fragment, which no server log sees) and its QR
+    code follow on stderr (--json: as `link`)."""
+    if link is not None:
+        _check_url(link)
     _check_store(store)
     with TokenBook(store) as book:
         clear = book.issue(device_id)
+    address = None if link is None else page_link(link, clear)
     if json:
-        print_json({"device_id": device_id, "token": clear})
+        print_json({"device_id": device_id, "token": clear} |
+                   ({} if address is None else {"link": address}))
     else:
         typer.echo(clear)
     err.print(f"issued a new token for device {device_id!r}; it replaces any earlier one",
               highlight=False)
+    if address is not None and not json:
+        err.print(f"open on the phone: {address}", highlight=False, soft_wrap=True)
+        if qr:
+            import segno
+
+            segno.make(address, error="l").terminal(out=sys.stderr, compact=True)
+
+
+def _check_url(url: str) -> None:
+    """The server's address as a phone reaches it: http(s)://HOST[:PORT][/PATH]; a plain
+    http address other than this machine gets a warning (no geolocation there)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or \
+            parts.fragment:
+        raise RejectedInput(f"--link {url!r} is not a server address: give "
+                            "https://HOST[:PORT], as the phone reaches the server")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        err.print("note: browsers share the phone's position only with https pages (or "
+                  "localhost): serve with --ssl-certfile/--ssl-keyfile to record trips",
+                  highlight=False)
 
 
 @app.command("list")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,7 +28,14 @@ def serve(store: StoreOpt = DEFAULT,
           loop_interval: Annotated[float | None, typer.Option(
               "--loop-interval", min=0, metavar="SECONDS",
               help="Seconds between closed-loop passes (0: only on POST /v1/loop/run); "
-              "default: schedule.interval_s of the store's loop.toml (300).")] = None) -> None:
+              "default: schedule.interval_s of the store's loop.toml (300).")] = None,
+          ssl_certfile: Annotated[Path | None, typer.Option(
+              "--ssl-certfile", metavar="FILE", help="Serve https with this certificate "
+              "(PEM; with --ssl-keyfile): phones' browsers share their position with https "
+              "pages only (docs/app.md).")] = None,
+          ssl_keyfile: Annotated[Path | None, typer.Option(
+              "--ssl-keyfile", metavar="FILE", help="The certificate's private key (PEM, "
+              "unencrypted).")] = None) -> None:
     """Serve the API: ingest events, answer "where is my car?", publish models.
 
     The server is the store's only writer while it runs (`parkloop model publish` and
@@ -41,6 +49,7 @@ def serve(store: StoreOpt = DEFAULT,
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
 
+    scheme = _tls(ssl_certfile, ssl_keyfile)
     Store.create(store).close()  # a store held by another process: one line, not a traceback
     with socket.socket() as probe:  # something answering there already: say so in one line
         probe.settimeout(0.5)
@@ -50,8 +59,31 @@ def serve(store: StoreOpt = DEFAULT,
     os.environ[SERVE_STORE_ENV] = str(store.resolve())
     os.environ[CORS_ENV] = ",".join(cors_origin or [])
     os.environ[LOOP_ENV] = "" if loop_interval is None else str(loop_interval)
-    err.print(f"parkloop serving {store} on http://{host}:{port} (docs at /docs)",
+    err.print(f"parkloop serving {store} on {scheme}://{host}:{port} (docs at /docs)",
               highlight=False)
     Granian("parkloop.serve.app:from_env", factory=True, address=host, port=port,
             interface=Interfaces.ASGI, workers=1, loop=Loops.uvloop, log_access=access_log,
-            log_level=LogLevels.info, backlog=2048).serve()
+            log_level=LogLevels.info, backlog=2048,
+            ssl_cert=ssl_certfile and ssl_certfile.resolve(),
+            ssl_key=ssl_keyfile and ssl_keyfile.resolve()).serve()
+
+
+def _tls(certfile: Path | None, keyfile: Path | None) -> str:
+    """"https" with both files readable PEM, "http" with neither; else a one-line error."""
+    if (certfile is None) != (keyfile is None):
+        raise ServingError("https needs both --ssl-certfile and --ssl-keyfile")
+    for flag, path, what, marker in (
+            ("--ssl-certfile", certfile, "certificate", b"-----BEGIN CERTIFICATE"),
+            ("--ssl-keyfile", keyfile, "private key", b"PRIVATE KEY-----")):
+        if path is None:
+            return "http"
+        try:
+            head = path.read_bytes()[:1_000_000]
+        except OSError as exc:
+            raise ServingError(f"{flag} {path}: {exc.strerror or exc}") from None
+        if marker not in head:
+            raise ServingError(f"{flag} {path} is not a PEM {what} file")
+        if b"ENCRYPTED" in head:
+            raise ServingError(f"{flag} {path} is encrypted: give the key without a passphrase"
+                               " (readable by the server's user only)")
+    return "https"

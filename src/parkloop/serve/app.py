@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from parkloop.serve import auth
 from parkloop.serve.console import add_console
+from parkloop.serve.driver import add_driver
 from parkloop.serve.errors import add_error_handlers, error_response
 from parkloop.serve.middleware import JSON, Guard, header
 from parkloop.serve.models import Error
@@ -108,6 +109,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
     routes, admin_required = api_routes(service)
     app.include_router(routes)
     add_console(app, service, admin_required)
+    add_driver(app, service)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
