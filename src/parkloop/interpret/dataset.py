@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from parkloop.facts.features import FEATURES
 from parkloop.interpret.labels import leg_end_labels
+from parkloop.interpret.model import feature_matrix
 
 if TYPE_CHECKING:
     from parkloop.store import Store
@@ -48,14 +49,12 @@ class TrainingSet:
 def training_set(store: Store, rules_version: str,
                  features: tuple[str, ...] = FEATURES,
                  labels: pa.Table | None = None) -> TrainingSet:
-    """Every labelled leg end of ``rules_version`` with ``features`` (booleans as 0/1,
-    missing values as NaN). Features without a single observed value in the set (e.g.
-    activity shares where phones send no activity) are left out. ``labels``: the
-    :func:`leg_end_labels` already read, if they were."""
+    """Every labelled leg end of ``rules_version`` with ``features`` as the model reads them
+    (:func:`~parkloop.interpret.model.feature_matrix`). Features without a single observed
+    value in the set (e.g. car-link features where no phone reports its car) are left out.
+    ``labels``: the :func:`leg_end_labels` already read, if they were."""
     table = training_table(store, rules_version, labels)
-    X = np.column_stack([
-        table.column(f).cast(pa.float64()).to_numpy(zero_copy_only=False)
-        for f in features]) if table.num_rows else np.zeros((0, len(features)))
+    X = feature_matrix(table, features)
     observed = ~np.all(np.isnan(X), axis=0) if len(X) else np.ones(len(features), bool)
     X = X[:, observed]
     kept = tuple(f for f, ok in zip(features, observed, strict=True) if ok)

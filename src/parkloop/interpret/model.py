@@ -90,8 +90,28 @@ STRANGER = ("said_car_before", "said_other_before")
 RIDE_ON = ("drives_on", "max_away_m")
 """the vehicle moved on within the wait, and how far the phone got from the halt"""
 
-POLICY_COLUMNS = (*STRANGER, *RIDE_ON)
-"""the leg-end columns the call policy reads beside the model's features"""
+LINK_SEEN = "link_seen"
+LINK_FEATURES = ("link_disconnect_near_end",)
+"""car-link features: missing, not false, at the leg ends of a phone that had not sent a
+single car-link event by the decision (``link_seen`` false): most phones never report the
+link (GeoLife's none), and their silence says nothing about the car"""
+
+POLICY_COLUMNS = (*STRANGER, *RIDE_ON, LINK_SEEN)
+"""the leg-end columns the call policy (and :func:`feature_matrix`) read beside the model's
+features"""
+
+
+def feature_matrix(table: pa.Table, features: tuple[str, ...]) -> np.ndarray:
+    """The model's input for the leg ends of ``table`` (rows) and ``features`` (columns), the
+    one place training and scoring turn a table into numbers: booleans as 0/1, NULL as NaN,
+    and :data:`LINK_FEATURES` NaN where ``link_seen`` is false (a table without ``link_seen``
+    has its link features read as given)."""
+    X = np.column_stack([_column(table, f, np.nan) for f in features]) if features else \
+        np.zeros((table.num_rows, 0))
+    link = [i for i, f in enumerate(features) if f in LINK_FEATURES]
+    if link and LINK_SEEN in table.column_names:
+        X[np.ix_(_column(table, LINK_SEEN, 0.0) == 0, link)] = np.nan
+    return X
 
 CALLS = ("parked", "below threshold", "stranger", "ride goes on")
 """why a leg end was called as it was (:meth:`ParkedModel.reasons`)"""
@@ -136,12 +156,12 @@ class ParkedModel:
         feature columns; missing values as NaN)."""
         if table.num_rows == 0:
             return np.zeros(0)
-        missing = [f for f in self.features if f not in table.column_names]
+        reads = [*self.features, *([LINK_SEEN] if set(LINK_FEATURES) & set(self.features)
+                                   else [])]
+        missing = [f for f in reads if f not in table.column_names]
         if missing:
             raise ModelError(f"leg ends lack the model's features {missing}")
-        X = np.column_stack([np.asarray(table.column(f).cast(pa.float64())
-                                        .to_numpy(zero_copy_only=False), float)
-                             for f in self.features])
+        X = feature_matrix(table, self.features)
         return np.asarray(self.estimator.predict_proba(X)[:, 1], float)
 
     def describe_policy(self) -> str:

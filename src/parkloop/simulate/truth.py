@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parkloop.simulate.device import DeviceRun
 from parkloop.simulate.world import World
@@ -115,25 +116,33 @@ def write(store: Store, world: World, run: DeviceRun, scenario: str, seed: int) 
 
 
 def parking_scores(store: Store, called: pa.Table, devices_like: str = "%",
-                   *, max_s: float = 300.0, max_m: float = 300.0) -> dict[str, float]:
+                   *, max_s: float = 300.0, max_m: float = 300.0,
+                   devices: list[str] | None = None) -> dict[str, float]:
     """How well parking calls (``device_id, ended_ms, lat, lon``: leg ends a model called
-    parked) find the true parkings of the devices matching ``devices_like`` (SQL LIKE): a
-    call is right within ``max_s`` and ``max_m`` of a true parking of its device; precision,
-    recall and F1 (NaN where undefined)."""
+    parked) find the true parkings of the devices matching ``devices_like`` (SQL LIKE), and
+    among ``devices`` if given: a call is right within ``max_s`` and ``max_m`` of a true
+    parking of its device; precision, recall and F1 (NaN where undefined)."""
     near = f"""abs(c.ended_ms - t.parked_at_ms) <= {int(max_s * 1000)}
         AND 2 * 6371000.0 * asin(sqrt(pow(sin(radians(t.lat - c.lat) / 2), 2)
             + cos(radians(c.lat)) * cos(radians(t.lat))
             * pow(sin(radians(t.lon - c.lon) / 2), 2))) <= {max_m}"""
     con = store.con.cursor()
     try:
+        if devices is not None:
+            called = called.filter(pc.is_in(called.column("device_id"),
+                                                    pa.array(devices, pa.string())))
         con.register("_called", called.select(["device_id", "ended_ms", "lat", "lon"]))
+        con.register("_among", pa.table({"device_id": pa.array(
+            devices if devices is not None else [], pa.string())}))
+        among = ("AND t.device_id IN (SELECT device_id FROM _among)" if devices is not None
+                 else "")
         row = con.execute(f"""
             SELECT (SELECT avg((EXISTS (SELECT 1 FROM {SCHEMA}.parking t
                                         WHERE t.device_id = c.device_id AND {near}))::INT)
                     FROM _called c WHERE c.device_id LIKE $d),
                    (SELECT avg((EXISTS (SELECT 1 FROM _called c
                                         WHERE t.device_id = c.device_id AND {near}))::INT)
-                    FROM {SCHEMA}.parking t WHERE t.device_id LIKE $d)""",
+                    FROM {SCHEMA}.parking t WHERE t.device_id LIKE $d {among})""",
                           {"d": devices_like}).fetchone()
     finally:
         con.close()
