@@ -45,7 +45,7 @@ class HeldOut:
 def held_out_calls(store: Store, spec: ModelSpec, result: Evaluation,
                    rules_version: str) -> HeldOut:
     """Calls on every leg end of ``rules_version`` by the learner ``result`` chose (at its
-    threshold, under its resolved policy), each person's by the fold model not trained on
+    threshold, under the spec's policy), each person's by the fold model not trained on
     them (see the module's text)."""
     data, chosen = result.data, result.chosen
     fold = {str(g): int(k) for g, k in zip(data.groups, chosen.fold, strict=True)}
@@ -65,7 +65,7 @@ def held_out_calls(store: Store, spec: ModelSpec, result: Evaluation,
             estimator = make_learner(learner, data.features, calibration, spec.train.seed)
             estimator.fit(*data.fit_data((chosen.fold != k) & result.train_rows))
             model = ParkedModel(estimator, data.features, chosen.threshold, chosen.name,
-                                spec.identity, rules_version, result.policy)
+                                spec.identity, rules_version, spec.policy)
             rows = np.flatnonzero(of == k)
             mine = ends.take(pa.array(rows))
             p[rows] = model.predict(mine)

@@ -36,7 +36,13 @@ from parkloop.interpret.evaluate import (
     permutation_drops,
 )
 from parkloop.interpret.labels import leg_end_labels
-from parkloop.interpret.model import POLICY_COLUMNS, ParkedModel, make_learner, one_thread
+from parkloop.interpret.model import (
+    POLICY_COLUMNS,
+    ParkedModel,
+    feature_matrix,
+    make_learner,
+    one_thread,
+)
 from parkloop.interpret.report import write_report
 from parkloop.interpret.spec import ModelSpec, Rule, load_spec
 from parkloop.interpret.views import PersonView, person_views
@@ -218,9 +224,7 @@ def unsaid_rows(data: TrainingSet, ended_ms: np.ndarray, views: dict[str, Person
         cold = view.cold
         at = {t: i for i, t in enumerate(cold.column("ended_ms").to_pylist())}
         pick = np.array([at.get(int(t), -1) for t in ended_ms[rows]], np.int64)
-        cols = np.column_stack([np.asarray(cold.column(f).cast(pa.float64()).to_numpy(
-            zero_copy_only=False), float) for f in data.features]) if cold.num_rows else \
-            np.zeros((0, len(data.features)))
+        cols = feature_matrix(cold, data.features)
         ok = pick >= 0
         X[rows[ok]] = cols[pick[ok]]
         X[rows[~ok]] = data.X[rows[~ok]]
