@@ -138,7 +138,7 @@ def main() -> None:
               f"{args.label_share}): simulated and built in {built - start:.0f} s, evaluated "
               f"in {done - built:.0f} s; {len(result.data)} labelled leg ends; chosen "
               f"{result.chosen.name} at {result.chosen.threshold:.3f}, strangers at "
-              f"{float(spec.policy.stranger_threshold):.3f}; the model reads "
+              f"{float(spec.policy.stranger_odds):.2f} x the threshold's odds; the model reads "
               f"{', '.join(f for f in result.data.features if 'link' in f or 'activity' in f)}"
               "\n")
         scores = table(store, held, args.days)

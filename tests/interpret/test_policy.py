@@ -20,7 +20,7 @@ from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store
 
 MODEL = ParkedModel(ThresholdRule(0, 0.5), ("p",), 0.5, "rule", "test@0", "v1@0",
-                    Policy(stranger_threshold=0.9, ride_on_away_m=100.0))
+                    Policy(stranger_odds=9.0, ride_on_away_m=100.0))
 
 
 def ends(p: list[float], said: list[int], drives_on: list[bool] | None = None,
@@ -56,7 +56,7 @@ def test_the_answer_says_why_it_abstained() -> None:
 
 def test_the_shipped_spec_is_careful_with_strangers() -> None:
     spec = load_spec("parked")
-    assert spec.policy.stranger_threshold > 0.5
+    assert spec.policy.stranger_odds > 1
     assert spec.policy.ride_on_away_m is not None
     assert spec.train.unsaid_copies
 

@@ -15,11 +15,10 @@ of the spec's ``max_labels_per_device`` and tokens that let a device speak only 
 the guard against poisoned labels.
 
 Each label event labels at most one leg end at its end (the nearest in time) and each leg
-end takes its nearest label. A leg end strictly inside a labelled segment (before its last
-:data:`MATCH_S` seconds) is a negative too: the bus or train halted there, or the car stood
-in a jam and drove on (mode :data:`CAR_HALT`); nobody parked. Leg ends no statement reaches
-stay unlabelled and out of training. Every labelled row names the raw event behind it
-(``batch_no``, ``seq``) for lineage.
+end takes its nearest label. A leg end strictly inside a labelled non-car segment (before
+its last :data:`MATCH_S` seconds) is a negative too: the bus or train halted there, nobody
+parked. Leg ends no statement reaches stay unlabelled and out of training. Every
+labelled row names the raw event behind it (``batch_no``, ``seq``) for lineage.
 """
 
 from __future__ import annotations
@@ -35,9 +34,6 @@ MATCH_S = 300
 """largest time between a statement and the leg end it labels, s"""
 MATCH_M = 300.0
 """largest distance between them, m"""
-CAR_HALT = "car halt"
-"""the stated mode of a leg end inside a car segment (before its last :data:`MATCH_S`): the
-car halted there and drove on, nobody parked"""
 FEEDBACK_MAX_M = 1000.0
 """feedback about a place farther than this from every fix of its device around that time
 contradicts the device's own raw data, m"""
@@ -107,14 +103,14 @@ def leg_end_labels(store: Store, rules_version: str) -> pa.Table:
             SELECT device_id, ended_ms, parked, mode, source, batch_no, seq FROM per_statement
             QUALIFY row_number() OVER (PARTITION BY device_id, ended_ms
                                        ORDER BY rank, dt, batch_no, seq) = 1),
-        inside AS (             -- a vehicle halting inside a segment: a bus, a train, a jam
-            SELECT e.device_id, e.ended_ms, false AS parked,
-                   CASE WHEN l.mode = 'car' THEN '{CAR_HALT}' ELSE l.mode END AS mode,
-                   'inside' AS source, l.batch_no, l.seq
+        inside AS (             -- a vehicle stopping inside a bus, train, ... segment
+            SELECT e.device_id, e.ended_ms, false AS parked, l.mode, 'inside' AS source,
+                   l.batch_no, l.seq
             FROM ends e JOIN raw_label l
               ON l.device_id = e.device_id AND e.ended_ms > l.start_ms
                                            AND e.ended_ms < l.end_ms - {win}
-            WHERE NOT EXISTS (SELECT 1 FROM at_end a
+            WHERE l.mode <> 'car'
+              AND NOT EXISTS (SELECT 1 FROM at_end a
                               WHERE a.device_id = e.device_id AND a.ended_ms = e.ended_ms)
             QUALIFY row_number() OVER (PARTITION BY e.device_id, e.ended_ms
                                        ORDER BY l.batch_no, l.seq) = 1)

@@ -137,7 +137,7 @@ class ParkedModel:
         policy = getattr(self, "policy", Policy())  # models pickled before policies
         p = np.asarray(p)
         why = np.where(p >= self.threshold, 0, 1)
-        stranger = policy.stranger_threshold
+        stranger = self.stranger_threshold
         if stranger > self.threshold and len(why):
             unknown = sum(_column(table, c, 0.0) for c in STRANGER) == 0
             why = np.where((why == 0) & unknown & (p < stranger), 2, why)
@@ -164,11 +164,24 @@ class ParkedModel:
         X = feature_matrix(table, self.features)
         return np.asarray(self.estimator.predict_proba(X)[:, 1], float)
 
+    @property
+    def stranger_threshold(self) -> float:
+        """p(parked) a stranger's leg end needs: the threshold's odds times the policy's
+        ``stranger_odds``.
+
+        >>> m = ParkedModel(None, (), 0.5, "rule", "s@0", "v1@0", Policy(stranger_odds=3.0))
+        >>> m.stranger_threshold
+        0.75
+        """
+        odds = self.threshold / (1 - self.threshold) if self.threshold < 1 else np.inf
+        factor = getattr(self, "policy", Policy()).stranger_odds
+        return float(odds * factor / (1 + odds * factor)) if np.isfinite(odds) else 1.0
+
     def describe_policy(self) -> str:
         """The call policy in words."""
         policy = getattr(self, "policy", Policy())
         words = [f"parked at p >= {self.threshold:.3f}"]
-        stranger = policy.stranger_threshold
+        stranger = self.stranger_threshold
         if stranger > self.threshold:
             words.append(f"p >= {stranger:.3f} for a person who has said nothing yet")
         if policy.ride_on_away_m is not None:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from parkloop.facts.features import FEATURES
 from parkloop.facts.spark import KIND_FEEDBACK, KIND_FIX, KIND_LABEL
-from parkloop.interpret.labels import _HAVERSINE, CAR_HALT, MATCH_M, MATCH_S
+from parkloop.interpret.labels import _HAVERSINE, MATCH_M, MATCH_S
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -72,16 +72,16 @@ def labelled_leg_ends(spark: SparkSession, raw: Path | str, leg_ends: DataFrame,
             WHERE rn2 = 1),
         inside AS (
             SELECT device_id, ended_ms, parked, mode, source, batch_no, seq FROM (
-                SELECT e.device_id, e.ended_ms, false AS parked,
-                       CASE WHEN l.mode = 'car' THEN '{CAR_HALT}' ELSE l.mode END AS mode,
-                       'inside' AS source, l.batch_no, l.seq,
+                SELECT e.device_id, e.ended_ms, false AS parked, l.mode, 'inside' AS source,
+                       l.batch_no, l.seq,
                        row_number() OVER (PARTITION BY e.device_id, e.ended_ms
                                           ORDER BY l.batch_no, l.seq) AS rn
                 FROM ends e JOIN label l
                   ON l.device_id = e.device_id AND e.ended_ms > l.start_ms
                  AND e.ended_ms < l.end_ms - {win}
                 LEFT ANTI JOIN at_end a
-                  ON a.device_id = e.device_id AND a.ended_ms = e.ended_ms)
+                  ON a.device_id = e.device_id AND a.ended_ms = e.ended_ms
+                WHERE l.mode <> 'car')
             WHERE rn = 1),
         labels AS (SELECT * FROM at_end UNION ALL SELECT * FROM inside)
         SELECT l.*, {features}

@@ -101,11 +101,12 @@ class Gate(_Section):
 class Policy(_Section):
     """When a p(parked) becomes a call: what the model's threshold alone does not say."""
 
-    stranger_threshold: Annotated[float, Field(ge=0, le=1)] = 0.0
-    """p(parked) a leg end needs to be called parked when its person has said nothing before
-    it (no label, no feedback), where that is above the model's threshold: a wrong parking
-    place costs a person more than an honest "unknown", and a stranger's leg ends are the
-    ones the model knows least"""
+    stranger_odds: Annotated[float, Field(ge=1)] = 1.0
+    """how many times the odds of the model's threshold, p / (1 - p), a leg end needs to be
+    called parked when its person has said nothing before it (no label, no feedback): a
+    wrong parking place costs a person more than an honest "unknown", and a stranger's leg
+    ends are the ones the model knows least. Odds, not a fixed p, so that the rule keeps its
+    meaning whatever threshold training chooses; 1: no extra care"""
     ride_on_away_m: Annotated[float, Field(ge=0)] | None = None
     """a halt where the vehicle moved on within the wait while the phone stayed within this
     of the halt (a bus, train or car the person never left) is never a parking, m; none:

@@ -197,7 +197,7 @@ def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Tabl
          "warm_f1": e2e["warm"]["f1"], "warm_f1_others": e2e["warm"]["without_dominant"]["f1"],
          "warm_precision_others": e2e["warm"]["without_dominant"]["precision"],
          "threshold": chosen.threshold,
-         "stranger_threshold": float(spec.policy.stranger_threshold),
+         "stranger_odds": float(spec.policy.stranger_odds),
          "n_labelled": float(len(data)), "n_parked": float(data.y.sum()),
          "n_people": float(len(set(data.groups.tolist())))}
     return Evaluation(data, candidates, chosen, train_rows, m, e2e, figure, views)
