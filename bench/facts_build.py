@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from parkloop.facts.build import read_device
 from parkloop.facts.incremental import DeviceStream
+from parkloop.facts.inputs import read_device
 from parkloop.facts.rules import load_rules
 from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store

@@ -1,7 +1,8 @@
 """``parkloop facts build``: every device's facts under one rules version, in batch.
 
 Devices are read from the raw layer one at a time (memory is bounded by the largest device,
-not the store), run through :func:`~parkloop.facts.pipeline.device_facts`, and the version's
+not the store) through :mod:`~parkloop.facts.inputs` (``read_device`` is re-exported here), run
+through :func:`~parkloop.facts.pipeline.device_facts`, and the version's
 facts replace its previous build in one transaction; other versions stay as they are.
 """
 
@@ -15,15 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import duckdb
-import numpy as np
 import pyarrow as pa
 
 from parkloop.facts import tables
-from parkloop.facts.features import ON_FOOT, Signals
-from parkloop.facts.pipeline import DeviceFacts, Fixes, device_facts
+from parkloop.facts.inputs import raw_watermark, read_device
+from parkloop.facts.pipeline import DeviceFacts, device_facts
 from parkloop.facts.rules import ENGINE_VERSION, RulesVersion
-from parkloop.facts.said import Statements
 
 if TYPE_CHECKING:
     from parkloop.store import Store
@@ -63,47 +61,6 @@ def ensure_tables(store: Store) -> None:
         store.con.execute(stmt)
 
 
-def read_device(store: Store | None, device_id: str,
-                con: duckdb.DuckDBPyConnection | None = None, *,
-                upto_batch: int | None = None) -> tuple[Fixes, Signals]:
-    """One device's raw fixes (arrival order = batch_no, seq), phone signals and statements
-    (``con``: a cursor of the store's connection, for reading from another thread, or in
-    place of ``store``), from every batch or those up to ``upto_batch``."""
-    if con is None:
-        assert store is not None, "read_device needs a store or a cursor"
-        con = store.con
-    args = [device_id, np.iinfo(np.int64).max if upto_batch is None else upto_batch]
-    f = con.execute("""SELECT t_ms, lat, lon, accuracy_m, altitude_m FROM raw_fix
-                       WHERE device_id = ? AND batch_no <= ? ORDER BY batch_no, seq""",
-                    args).fetchnumpy()
-    links = con.execute("""SELECT t_ms, connected FROM raw_vehicle_link
-                           WHERE device_id = ? AND batch_no <= ? ORDER BY t_ms, connected""",
-                        args).fetchnumpy()
-    acts = con.execute("""SELECT t_ms, activity FROM raw_activity
-                          WHERE device_id = ? AND batch_no <= ? ORDER BY t_ms, activity""",
-                       args).fetchnumpy()
-    labels = con.execute("""SELECT t_ms, end_ms, mode FROM raw_label
-                            WHERE device_id = ? AND batch_no <= ?""", args).fetchnumpy()
-    said = con.execute("""SELECT t_ms, parked_at_ms, lat, lon, parked FROM raw_feedback
-                          WHERE device_id = ? AND batch_no <= ?""", args).fetchnumpy()
-    fixes = Fixes(np.asarray(f["t_ms"], np.int64), np.asarray(f["lat"], np.float64),
-                  np.asarray(f["lon"], np.float64), nullable_floats(f["accuracy_m"]),
-                  nullable_floats(f["altitude_m"]), np.arange(len(f["t_ms"]), dtype=np.int64))
-    signals = Signals(np.asarray(links["t_ms"], np.int64),
-                      np.asarray(links["connected"], bool),
-                      np.asarray(acts["t_ms"], np.int64),
-                      np.isin(np.asarray(acts["activity"], object), ON_FOOT),
-                      Statements.from_events(
-                          labels["t_ms"], labels["end_ms"], labels["mode"], said["t_ms"],
-                          said["parked_at_ms"], said["lat"], said["lon"], said["parked"]))
-    return fixes, signals
-
-
-def nullable_floats(a: object) -> np.ndarray:
-    """A numeric column with NULLs as NaN."""
-    return np.ma.filled(np.ma.asarray(a, dtype=np.float64), np.nan)
-
-
 def build(store: Store, rules: RulesVersion, *, threads: int = 2,
           on_device: Callable[[], None] | None = None) -> BuildReport:
     """Build ``rules``' facts for every device in the store, replacing that version's old
@@ -111,7 +68,7 @@ def build(store: Store, rules: RulesVersion, *, threads: int = 2,
     start = time.perf_counter()
     devices = [d for (d,) in store.con.execute(
         "SELECT DISTINCT device_id FROM raw_fix ORDER BY device_id").fetchall()]
-    watermark = raw_watermark(store)
+    watermark = raw_watermark(store.con)
     local = threading.local()
 
     def one(device: str) -> tuple[int, DeviceFacts]:
@@ -129,11 +86,6 @@ def build(store: Store, rules: RulesVersion, *, threads: int = 2,
                 on_device()
     return write_facts(store, rules, results, watermark=watermark, started=start,
                        engine="duckdb")
-
-
-def raw_watermark(store: Store) -> int:
-    """The newest raw batch: facts built now reflect every batch up to it."""
-    return int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch"))
 
 
 def write_facts(store: Store, rules: RulesVersion, results: list[tuple[int, DeviceFacts]], *,
@@ -173,3 +125,6 @@ def write_facts(store: Store, rules: RulesVersion, results: list[tuple[int, Devi
         raise
     return BuildReport(rules.identity, len(results), n_fixes, n_used, n_late, rows, seconds,
                        engine)
+
+
+__all__ = ["BuildReport", "build", "ensure_tables", "read_device", "write_facts"]

@@ -21,15 +21,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 
 from parkloop.errors import FactsError
-from parkloop.facts.build import BuildReport, raw_watermark, write_facts
-from parkloop.facts.features import ON_FOOT, Signals
-from parkloop.facts.pipeline import DeviceFacts, Fixes, device_facts
+from parkloop.facts.build import BuildReport, write_facts
+from parkloop.facts.inputs import (
+    KIND_ACTIVITY,
+    KIND_FEEDBACK,
+    KIND_FIX,
+    KIND_LABEL,
+    KIND_LINK,
+    arrow_inputs,
+    raw_watermark,
+)
+from parkloop.facts.pipeline import DeviceFacts, device_facts
 from parkloop.facts.rules import RulesVersion
-from parkloop.facts.said import Statements
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -38,8 +44,6 @@ if TYPE_CHECKING:
 
 RAW_FILE = "raw_events.parquet"
 """the one Parquet dataset Spark reads: fixes, car-link changes and activities, by kind"""
-
-KIND_FIX, KIND_LINK, KIND_ACTIVITY, KIND_LABEL, KIND_FEEDBACK = 0, 1, 2, 3, 4
 
 _OUT = "device_id string, name string, ipc binary, n_fixes long, n_used long, n_late long"
 
@@ -116,7 +120,7 @@ def build_on_spark(store: Store, rules: RulesVersion, *, master: str | None = No
     ``raw``: a Parquet export of the raw layer (:func:`export_raw`) to read instead of the
     store's, e.g. on the cluster's storage (a path or a URI such as ``s3a://lake/raw``)."""
     start = time.perf_counter()
-    watermark = raw_watermark(store)
+    watermark = raw_watermark(store.con)
     with tempfile.TemporaryDirectory(prefix="parkloop-spark-") as tmp:
         source = raw if raw is not None else export_raw(store, Path(tmp))
         with spark_session(master) as spark:
@@ -133,8 +137,7 @@ def _device_facts(rules: RulesVersion) -> Any:
 
     def run(events: pa.Table) -> pa.Table:
         device = str(events.column("device_id")[0].as_py())
-        kind = events.column("kind").to_numpy()
-        fixes, signals = _device_events(events, kind)
+        fixes, signals = arrow_inputs(events)
         facts = device_facts(device, fixes, signals, rules)
         names = list(facts.tables)
         return pa.table({
@@ -144,40 +147,6 @@ def _device_facts(rules: RulesVersion) -> Any:
             "n_late": [facts.n_late] * len(names)})
 
     return run
-
-
-def _device_events(events: pa.Table, kind: np.ndarray) -> tuple[Fixes, Signals]:
-    """A device's fixes in arrival order and its signals, as ``read_device`` gives them."""
-    def part(k: int, order: list[tuple[str, str]]) -> pa.Table:
-        return events.filter(pa.array(kind == k)).sort_by(order)
-
-    f = part(KIND_FIX, [("batch_no", "ascending"), ("seq", "ascending")])
-    links = part(KIND_LINK, [("t_ms", "ascending"), ("connected", "ascending")])
-    acts = part(KIND_ACTIVITY, [("t_ms", "ascending"), ("activity", "ascending")])
-    by_arrival = [("batch_no", "ascending"), ("seq", "ascending")]
-    labels, said = part(KIND_LABEL, by_arrival), part(KIND_FEEDBACK, by_arrival)
-
-    def col(t: pa.Table, name: str, dtype: type) -> np.ndarray:
-        return np.asarray(t.column(name).to_numpy(zero_copy_only=False), dtype)
-
-    fixes = Fixes(col(f, "t_ms", np.int64), col(f, "lat", np.float64),
-                  col(f, "lon", np.float64), _floats(f, "accuracy_m"),
-                  _floats(f, "altitude_m"), np.arange(f.num_rows, dtype=np.int64))
-    signals = Signals(col(links, "t_ms", np.int64), col(links, "connected", bool),
-                      col(acts, "t_ms", np.int64),
-                      np.isin(np.asarray(acts.column("activity").to_pylist(), object), ON_FOOT),
-                      Statements.from_events(
-                          col(labels, "t_ms", np.int64), col(labels, "end_ms", np.int64),
-                          np.asarray(labels.column("mode").to_pylist(), object),
-                          col(said, "t_ms", np.int64), col(said, "end_ms", np.int64),
-                          col(said, "lat", float), col(said, "lon", float),
-                          col(said, "parked", bool)))
-    return fixes, signals
-
-
-def _floats(t: pa.Table, name: str) -> np.ndarray:
-    return np.asarray(t.column(name).fill_null(np.nan).to_numpy(zero_copy_only=False),
-                      np.float64)
 
 
 def _ipc(table: pa.Table) -> bytes:

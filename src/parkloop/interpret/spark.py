@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from parkloop.facts.features import FEATURES
-from parkloop.facts.spark import KIND_FEEDBACK, KIND_FIX, KIND_LABEL
+from parkloop.facts.inputs import KIND_FEEDBACK, KIND_FIX, KIND_LABEL
 from parkloop.interpret.labels import _HAVERSINE, MATCH_M, MATCH_S
 
 if TYPE_CHECKING:

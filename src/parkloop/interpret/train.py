@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from parkloop.errors import ModelError
-from parkloop.facts.build import build, raw_watermark
+from parkloop.facts.build import build
 from parkloop.facts.catalog import built_watermark
+from parkloop.facts.inputs import raw_watermark
 from parkloop.facts.rules import load_rules
 from parkloop.facts.tables import table_digest
 from parkloop.interpret.dataset import TrainingSet, training_set, training_table
@@ -448,7 +449,7 @@ def train(store: Store, registry: Registry, spec: ModelSpec, *, publish: bool = 
     labelled leg ends it never saw, where the challenger's figures are out of fold
     (``unseen``: the same spec on new data, which is what the loop retrains)."""
     rules = load_rules(spec.rules, store.path)
-    watermark = raw_watermark(store)
+    watermark = raw_watermark(store.con)
     built = built_watermark(store, rules.identity)
     if built is None or built < watermark:
         step(f"building facts {rules.identity}")

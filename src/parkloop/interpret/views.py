@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parkloop.facts.build import read_device
+from parkloop.facts.inputs import read_device
 from parkloop.facts.pipeline import device_facts
 from parkloop.facts.said import Statements
 

@@ -37,8 +37,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from parkloop.errors import ParkloopError
-from parkloop.facts.build import build, raw_watermark
+from parkloop.facts.build import build
 from parkloop.facts.catalog import built_watermark
+from parkloop.facts.inputs import raw_watermark
 from parkloop.facts.rules import load_rules
 from parkloop.interpret.labels import feedback_checks, leg_end_labels
 from parkloop.interpret.model import ParkedModel
@@ -90,7 +91,7 @@ def _pass(store: Store, home: Path, config: LoopConfig, actor: str, step: Step,
     spec = load_spec(config.schedule.spec, home)
     rules = load_rules(spec.rules, home)
     out: dict[str, Any] = {"spec": spec.identity, "rules_version": rules.identity}
-    watermark = raw_watermark(store)
+    watermark = raw_watermark(store.con)
     out["raw_watermark"] = watermark
     built = built_watermark(store, rules.identity)
     if built is None or built < watermark:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 from parkloop.raw.schema import KINDS
 
 if TYPE_CHECKING:
+    import duckdb
+
     from parkloop.store import Store
+
+
+def raw_watermark(con: duckdb.DuckDBPyConnection) -> int:
+    """The newest raw batch number (0 before the first): facts built now reflect every batch
+    up to it."""
+    return int(con.execute("SELECT coalesce(max(batch_no), 0) FROM raw_batch").fetchall()[0][0])
 
 
 def raw_counts(store: Store) -> dict[str, Any]:
@@ -29,7 +37,7 @@ def raw_counts(store: Store) -> dict[str, Any]:
         "devices": int(store.scalar(f"SELECT count(*) FROM ({union})")),
         "quarantined": int(store.scalar("SELECT count(*) FROM quarantine")),
         "quarantined_by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "watermark": int(store.scalar("SELECT coalesce(max(batch_no), 0) FROM raw_batch")),
+        "watermark": raw_watermark(con),
     }
 
 

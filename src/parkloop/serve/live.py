@@ -1,8 +1,8 @@
 """The live pipeline: raw events as they are stored -> incremental facts -> the champion's
 judgements -> every device's car answer, held in memory for the API.
 
-:class:`Live` tails the raw log by batch number, so it reads exactly the rows ``parkloop facts
-build`` reads, in the same (arrival) order, and feeds each device's
+:class:`Live` tails the raw log by batch number through :mod:`parkloop.facts.inputs`, so it
+reads exactly the rows ``parkloop facts build`` reads, in the same order, and feeds each device's
 :class:`~parkloop.facts.incremental.DeviceStream`. A leg end is judged once its decision time
 (``decided_ms``) has passed in the device's own data; its judgement is the batch's: at any
 moment, the live leg ends equal what a batch build of the raw events stored so far gives for
@@ -27,10 +27,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parkloop.facts.build import nullable_floats
-from parkloop.facts.features import ON_FOOT, Signals
 from parkloop.facts.incremental import DeviceStream
-from parkloop.facts.said import Statements
+from parkloop.facts.inputs import raw_watermark, read_batches
 from parkloop.facts.tables import SCHEMAS
 from parkloop.interpret.model import one_thread
 from parkloop.interpret.parking import CarAnswer, car_answer
@@ -157,12 +155,11 @@ class Live:
         """Take in every raw batch stored after :attr:`watermark` (up to ``upto``) and
         update the facts, judgements and answers of the devices they touch."""
         start = time.perf_counter()
-        hi = int(con.execute("SELECT coalesce(max(batch_no), 0) FROM raw_batch").fetchall()
-                 [0][0]) if upto is None else upto
+        hi = raw_watermark(con) if upto is None else upto
         lo = self.watermark
         if hi <= lo:
             return CycleReport(0, 0, 0, {}, 0, 0, time.perf_counter() - start)
-        fixes, signals = _read_new(con, lo, hi)
+        fixes, signals = read_batches(con, lo, hi)
         touched = sorted(set(fixes) | set(signals))
         facts: Counter[str] = Counter()
         updates: dict[str, tuple[pa.Table, pa.Table]] = {}  # device -> (new final, open ends)
@@ -172,8 +169,8 @@ class Live:
                 dev = self._devices[device] = _Device(
                     DeviceStream(device, self.rules), _empty_view())
             f = fixes.get(device)
-            t, lat, lon, acc, alt = f if f is not None else (np.zeros(0, np.int64),) + (
-                np.zeros(0),) * 4
+            t, lat, lon, acc, alt = (f.t_ms, f.lat, f.lon, f.accuracy_m, f.altitude_m) \
+                if f is not None else (np.zeros(0, np.int64),) + (np.zeros(0),) * 4
             up = dev.stream.push(t, lat, lon, acc, alt, signals=signals.get(device))
             newest = int(max(dev.view.newest_ms, int(t.max()) if len(t) else dev.view.newest_ms))
             final = {name: _keep(dev.view.final[name], up.final[name]) for name in FACT_TABLES}
@@ -187,7 +184,7 @@ class Live:
         judged = self._judge(updates)
         changed = self._answer(touched, now_ms)
         self.watermark = hi
-        return CycleReport(hi - lo, sum(len(f[0]) for f in fixes.values()), len(touched),
+        return CycleReport(hi - lo, sum(len(f) for f in fixes.values()), len(touched),
                            dict(facts), judged, changed, time.perf_counter() - start)
 
     def use(self, champion: ServedModel, *, now_ms: int | None = None) -> None:
@@ -320,63 +317,6 @@ def _keep(old: pa.Table, new: pa.Table) -> pa.Table:
 def _empty_view() -> View:
     empty = {n: SCHEMAS[n].empty_table() for n in FACT_TABLES}
     return View(empty, empty, SCHEMAS["facts_place"].empty_table(), np.iinfo(np.int64).min)
-
-
-def _read_new(con: duckdb.DuckDBPyConnection, lo: int, hi: int
-              ) -> tuple[dict[str, tuple[np.ndarray, ...]], dict[str, Signals]]:
-    """Fixes, phone signals and statements of batches ``lo < batch_no <= hi`` by device, in
-    the order ``facts build`` reads them (fixes by arrival, signals by time)."""
-    f = con.execute("""SELECT device_id, t_ms, lat, lon, accuracy_m, altitude_m FROM raw_fix
-                       WHERE batch_no > ? AND batch_no <= ?
-                       ORDER BY device_id, batch_no, seq""", [lo, hi]).fetchnumpy()
-    fixes: dict[str, tuple[np.ndarray, ...]] = {}
-    for device, sl in _groups(f["device_id"]):
-        fixes[device] = (np.asarray(f["t_ms"][sl], np.int64),
-                         np.asarray(f["lat"][sl], np.float64),
-                         np.asarray(f["lon"][sl], np.float64),
-                         nullable_floats(f["accuracy_m"][sl]),
-                         nullable_floats(f["altitude_m"][sl]))
-    links = con.execute("""SELECT device_id, t_ms, connected FROM raw_vehicle_link
-                           WHERE batch_no > ? AND batch_no <= ?
-                           ORDER BY device_id, t_ms, connected""", [lo, hi]).fetchnumpy()
-    acts = con.execute("""SELECT device_id, t_ms, activity FROM raw_activity
-                          WHERE batch_no > ? AND batch_no <= ?
-                          ORDER BY device_id, t_ms, activity""", [lo, hi]).fetchnumpy()
-    labels = con.execute("""SELECT device_id, t_ms, end_ms, mode FROM raw_label
-                            WHERE batch_no > ? AND batch_no <= ? ORDER BY device_id""",
-                         [lo, hi]).fetchnumpy()
-    said = con.execute("""SELECT device_id, t_ms, parked_at_ms, lat, lon, parked
-                          FROM raw_feedback WHERE batch_no > ? AND batch_no <= ?
-                          ORDER BY device_id""", [lo, hi]).fetchnumpy()
-    link_by = dict(_groups(links["device_id"]))
-    act_by = dict(_groups(acts["device_id"]))
-    label_by = dict(_groups(labels["device_id"]))
-    said_by = dict(_groups(said["device_id"]))
-    signals = {}
-    none = slice(0, 0)
-    for device in set(link_by) | set(act_by) | set(label_by) | set(said_by):
-        ls, as_ = link_by.get(device, none), act_by.get(device, none)
-        lb, sd = label_by.get(device, none), said_by.get(device, none)
-        signals[device] = Signals(
-            np.asarray(links["t_ms"][ls], np.int64), np.asarray(links["connected"][ls], bool),
-            np.asarray(acts["t_ms"][as_], np.int64),
-            np.isin(np.asarray(acts["activity"][as_], object), ON_FOOT),
-            Statements.from_events(
-                labels["t_ms"][lb], labels["end_ms"][lb], labels["mode"][lb], said["t_ms"][sd],
-                said["parked_at_ms"][sd], said["lat"][sd], said["lon"][sd],
-                said["parked"][sd]))
-    return fixes, signals
-
-
-def _groups(devices: Any) -> list[tuple[str, slice]]:
-    """(device, slice) runs of a column sorted by device."""
-    d = np.asarray(devices, object)
-    if not len(d):
-        return []
-    cut = np.flatnonzero(d[1:] != d[:-1]) + 1
-    starts = np.concatenate([[0], cut])
-    ends = np.concatenate([cut, [len(d)]])
-    return [(str(d[s]), slice(int(s), int(e))) for s, e in zip(starts, ends, strict=True)]
 
 
 def _iso(ms: int | None) -> str | None:

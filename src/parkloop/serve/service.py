@@ -29,6 +29,7 @@ from prometheus_client import (
 )
 
 from parkloop.errors import ParkloopError
+from parkloop.facts.inputs import raw_watermark
 from parkloop.facts.rules import DEFAULT_RULES, RulesVersion, load_rules
 from parkloop.interpret.model import ParkedModel
 from parkloop.interpret.registry import Registry
@@ -145,8 +146,7 @@ class Service:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.started_ms = int(time.time() * 1000)
         self._store = Store.create(self.store_path)
-        self.committed = int(self._store.scalar(
-            "SELECT coalesce(max(batch_no), 0) FROM raw_batch"))
+        self.committed = raw_watermark(self._store.con)
         self.new_admin_token = self.tokens.ensure_admin()
         self._device_map = self.tokens.snapshot()
         self._writer = Writer(self._store, on_commit=self._committed)

@@ -22,9 +22,9 @@ import orjson
 import pyarrow as pa
 
 from parkloop.errors import ApiError
-from parkloop.facts.build import read_device
 from parkloop.facts.features import FEATURES
 from parkloop.facts.geo import haversine_m
+from parkloop.facts.inputs import read_device
 from parkloop.facts.pipeline import Fixes, device_facts
 from parkloop.interpret.labels import MATCH_S
 from parkloop.interpret.model import one_thread
