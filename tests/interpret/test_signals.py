@@ -51,8 +51,8 @@ def linked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     enough labels to learn what a link says, in seconds."""
     path = tmp_path_factory.mktemp("signals") / "store"
     text = (SHIPPED / "parked.toml").read_text()
-    text = text[:text.index("[learners.rule]")] + text[text.index("[learners.logistic]"):]
-    text = text[:text.index("[learners.boosting]")] + text[text.index("[train]"):]
+    learners = text[text.index("[learners.rule]"):text.index("[train]")]
+    text = text.replace(learners, '[learners.logistic]\nkind = "logistic"\nC = 0.3\n\n')
     text = text.replace("folds = 5 ", "folds = 3 ")
     with Store.create(path) as store:
         simulate(store, devices=20, days=7, label_share=1.0)
