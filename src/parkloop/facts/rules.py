@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parkloop.errors import FactsError
 
-ENGINE_VERSION = "4"
+ENGINE_VERSION = "5"
 """Version of the code that applies rules. Bump it whenever any step's output changes for the
 same parameters: it is part of every rules identity (tests pin the output to it)."""
 
