@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +16,18 @@ from parkloop.store import Store
 STORE_ENV = "PARKLOOP_SERVE_STORE"
 CORS_ENV = "PARKLOOP_SERVE_CORS"
 LOOP_ENV = "PARKLOOP_SERVE_LOOP_INTERVAL"
+
+
+def preflight(store: Path) -> None:
+    """Read what the server reads at start and that a user can get wrong (the admin token in
+    the environment, the store's loop.toml and the spec it names), so that a mistake is one
+    line here rather than a stack trace from the server's worker."""
+    from parkloop.interpret.spec import load_spec
+    from parkloop.loop.config import load_config
+    from parkloop.serve.tokens import admin_token_from
+
+    admin_token_from(os.environ)
+    load_spec(load_config(store).schedule.spec, store)
 
 
 def serve(store: StoreOpt = DEFAULT,
@@ -42,6 +55,7 @@ def serve(store: StoreOpt = DEFAULT,
     from granian.log import LogLevels
 
     Store.create(store).close()  # a store held by another process: one line, not a traceback
+    preflight(store)
     with socket.socket() as probe:  # something answering there already: say so in one line
         probe.settimeout(0.5)
         if port and probe.connect_ex((host if host not in ("0.0.0.0", "::") else "127.0.0.1",
