@@ -39,6 +39,7 @@ from parkloop.errors import (
     ParkloopError,
     RegistryError,
     RejectedInput,
+    StoreFull,
     UnknownModelVersion,
 )
 from parkloop.raw.events import ID_PATTERN, parse_events
@@ -578,6 +579,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
         status, code = (404, "unknown_model_version") if isinstance(exc, UnknownModelVersion) \
             else (409, "registry") if isinstance(exc, RegistryError) \
             else (409, "already_registered") if isinstance(exc, DeviceAlreadyRegistered) \
+            else (507, "store_full") if isinstance(exc, StoreFull) \
             else (422, "rejected") if isinstance(exc, RejectedInput) else (500, "internal")
         if status == 500:
             log.error("request failed: %s", exc)
