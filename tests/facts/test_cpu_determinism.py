@@ -13,9 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from numpy._core._multiarray_umath import __cpu_dispatch__
 
 from tests.conftest import SHARED_DATA
+
+try:  # the features NumPy dispatches to at run time, by the names its version uses
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+except ImportError:  # NumPy 1.x
+    from numpy.core._multiarray_umath import __cpu_dispatch__
 
 ROOT = Path(__file__).resolve().parents[2]
 GEOLIFE_DEV = SHARED_DATA / "geolife" / "geolife-dev.zip"
