@@ -4,6 +4,7 @@
     ├── StoreError                  the store directory or its database
     │   ├── StoreNotFound           no store where one was expected
     │   ├── StoreLocked             another process holds the store's write lock
+    │   ├── StoreFull               the store's disk is full: nothing of the write was stored
     │   └── StoreVersionError       the store was written by an incompatible schema version
     ├── RejectedInput               input refused as a whole (one-line reason for the caller)
     │   ├── InvalidBatch            a batch that cannot even be keyed (bad device or batch id)
@@ -42,6 +43,10 @@ class StoreNotFound(StoreError):
 
 class StoreLocked(StoreError):
     """Another process has the store open for writing."""
+
+
+class StoreFull(StoreError):
+    """The store's filesystem has no space left; the write that hit it stored nothing."""
 
 
 class StoreVersionError(StoreError):

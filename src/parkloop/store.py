@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import duckdb
 
-from parkloop.errors import StoreLocked, StoreNotFound, StoreVersionError
+from parkloop.errors import StoreError, StoreLocked, StoreNotFound, StoreVersionError
 from parkloop.raw import schema
 
 DB_FILE = "parkloop.duckdb"
@@ -36,7 +36,10 @@ class Store:
     def create(cls, path: Path | str) -> Self:
         """Open the store at ``path`` for writing, creating it (and its tables) if needed."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot make a store at {path}: {exc.strerror or exc}") from None
         store = cls(path, _connect(path / DB_FILE, read_only=False), read_only=False)
         store._migrate()
         return store
@@ -109,4 +112,8 @@ def _connect(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
             raise StoreLocked(
                 f"store {db.parent} is in use by another parkloop process; stop it or wait "
                 "(DuckDB allows one writing process)") from exc
-        raise
+        raise StoreError(f"cannot open the store's database {db}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open the store's database {db}: "
+                         f"{str(exc).splitlines()[0]}") from None

@@ -18,6 +18,18 @@ CORS_ENV = "PARKLOOP_SERVE_CORS"
 LOOP_ENV = "PARKLOOP_SERVE_LOOP_INTERVAL"
 
 
+def preflight(store: Path) -> None:
+    """Read what the server reads at start and that a user can get wrong (the admin token in
+    the environment, the store's loop.toml and the spec it names), so that a mistake is one
+    line here rather than a stack trace from the server's worker."""
+    from parkloop.interpret.spec import load_spec
+    from parkloop.loop.config import load_config
+    from parkloop.serve.tokens import admin_token_from
+
+    admin_token_from(os.environ)
+    load_spec(load_config(store).schedule.spec, store)
+
+
 def serve(store: StoreOpt = DEFAULT,
           host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
@@ -51,6 +63,7 @@ def serve(store: StoreOpt = DEFAULT,
 
     scheme = _tls(ssl_certfile, ssl_keyfile)
     Store.create(store).close()  # a store held by another process: one line, not a traceback
+    preflight(store)
     with socket.socket() as probe:  # something answering there already: say so in one line
         probe.settimeout(0.5)
         if port and probe.connect_ex((host if host not in ("0.0.0.0", "::") else "127.0.0.1",

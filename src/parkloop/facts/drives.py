@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from parkloop.facts.geo import _haversine_m
+from parkloop.facts.geo import _haversine_m, haversine_m
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,18 @@ def drive_features(leg_start_ms: np.ndarray, start_lat: np.ndarray, start_lon: n
     one), the median motion of all of them, the share of them (and of the latest
     :data:`RECENT_SHARE`) at :data:`FAST_MPS` or faster, and the median 85th-percentile
     speed of the latest :data:`RECENT_P85` (NaN without any)."""
-    out = _drive_features(  # type: ignore[call-arg]
+    out = list(_drive_features(  # type: ignore[call-arg]
         np.asarray(leg_start_ms, np.int64), np.asarray(start_lat, float),
         np.asarray(start_lon, float), np.asarray(end_lat, float), np.asarray(end_lon, float),
-        *drives.columns(), float(radius_m), FAST_MPS, RECENT_SHARE, RECENT_P85)
+        *drives.columns(), float(radius_m), FAST_MPS, RECENT_SHARE, RECENT_P85))
+    # the chain's distance in NumPy, not in the kernel: compiled for the host CPU, the kernel's
+    # inlined distance differed in the last bit from a generic CPU's (facts must not)
+    latest = out[3]
+    has = latest >= 0
+    k = np.maximum(latest, 0)
+    out[3] = np.where(has, haversine_m(np.asarray(start_lat, float), np.asarray(start_lon, float),
+                                       drives.end_lat[k] if len(drives) else np.nan,
+                                       drives.end_lon[k] if len(drives) else np.nan), np.nan)
     return dict(zip(DRIVE_FEATURES, out, strict=True))
 
 
@@ -101,7 +109,7 @@ def _drive_features(q_start, q_slat, q_slon, q_lat, q_lon,  # type: ignore[no-un
     n_before = np.zeros(n, np.int64)
     started_near = np.zeros(n, np.int64)
     ended_near = np.zeros(n, np.int64)
-    chain_d = np.full(n, np.nan)
+    chain_at = np.full(n, -1, np.int64)
     chain_s = np.full(n, np.nan)
     profile = np.full((7, n), np.nan)
     for k in range(n):
@@ -119,7 +127,7 @@ def _drive_features(q_start, q_slat, q_slon, q_lat, q_lon,  # type: ignore[no-un
             if _haversine_m(q_lat[k], q_lon[k], d_elat[j], d_elon[j]) <= radius_m:
                 ended_near[k] += 1
         if latest >= 0:
-            chain_d[k] = _haversine_m(q_slat[k], q_slon[k], d_elat[latest], d_elon[latest])
+            chain_at[k] = latest
             chain_s[k] = (q_start[k] - d_end[latest]) / 1000.0
             profile[0, k] = np.median(d_p85[earlier])
             profile[1, k] = np.median(d_dist[earlier])
@@ -131,5 +139,5 @@ def _drive_features(q_start, q_slat, q_slon, q_lat, q_lon,  # type: ignore[no-un
             latest_first = p85[np.argsort(-d_end[earlier], kind="mergesort")]
             profile[5, k] = np.mean(latest_first[:recent_share] >= fast_mps)
             profile[6, k] = np.median(latest_first[:recent_p85])
-    return (n_before, started_near, ended_near, chain_d, chain_s, profile[0], profile[1],
+    return (n_before, started_near, ended_near, chain_at, chain_s, profile[0], profile[1],
             profile[2], profile[3], profile[4], profile[5], profile[6])

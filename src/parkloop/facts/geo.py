@@ -3,10 +3,13 @@
 Two formulas on a sphere of radius :data:`EARTH_RADIUS_M`:
 
 - :func:`haversine_m`, the numerically robust one;
-- :func:`cosine_law_m`, the spherical law of cosines exactly as trackintel 1.4.2 computes its
-  "haversine" distance (``trackintel.geogr.point_haversine_dist``), so that rules reproducing
-  trackintel's staypoints compare distances with its threshold bit for bit. Its acos argument
-  is clipped to [-1, 1].
+- :func:`cosine_law_m`, the spherical law of cosines with the operations and order of
+  trackintel 1.4.2's "haversine" distance (``trackintel.geogr.point_haversine_dist``), so that
+  rules reproducing trackintel's staypoints compare distances with its threshold. Its acos
+  argument is clipped to [-1, 1].
+
+The trigonometry is :mod:`parkloop.facts.trig`'s, not libm's or NumPy's, so distances are the
+same bits on every machine (trackintel's own last digits follow its platform's libm).
 
 Both accept scalars or NumPy arrays (broadcast). The ``_haversine_m`` / ``_cosine_law_m``
 scalar versions are compiled with Numba for use inside kernels; they compute the same
@@ -28,6 +31,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from parkloop.facts import trig
+
 EARTH_RADIUS_M = 6_371_000.0
 """Mean Earth radius, metres (the value trackintel and most mobility libraries use)."""
 
@@ -43,8 +48,8 @@ def haversine_m(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike,
     p2 = np.multiply(lat2, _DEG)
     dp = p2 - p1
     dl = np.multiply(np.subtract(lon2, lon1), _DEG)
-    a = np.sin(dp / 2.0) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2.0) ** 2
-    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+    a = trig.sin_v(dp / 2.0) ** 2 + trig.cos_v(p1) * trig.cos_v(p2) * trig.sin_v(dl / 2.0) ** 2
+    return np.asarray(2.0 * EARTH_RADIUS_M * trig.asin_v(np.sqrt(np.clip(a, 0.0, 1.0))))
 
 
 def cosine_law_m(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike,
@@ -57,26 +62,26 @@ def cosine_law_m(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike,
     p2 = np.multiply(lat2, _DEG)
     l1 = np.multiply(lon1, _DEG)
     l2 = np.multiply(lon2, _DEG)
-    c = np.cos(p1 - p2) - np.cos(p1) * np.cos(p2) * (1.0 - np.cos(l1 - l2))
-    return np.asarray(EARTH_RADIUS_M * np.arccos(np.clip(c, -1.0, 1.0)))
+    c = trig.cos_v(p1 - p2) - trig.cos_v(p1) * trig.cos_v(p2) * (1.0 - trig.cos_v(l1 - l2))
+    return np.asarray(EARTH_RADIUS_M * trig.acos_v(np.clip(c, -1.0, 1.0)))
 
 
 @numba.njit(cache=True, nogil=True)
 def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1 = lat1 * _DEG
     p2 = lat2 * _DEG
-    s1 = math.sin((p2 - p1) / 2.0)
-    s2 = math.sin((lon2 - lon1) * _DEG / 2.0)
-    a = s1 * s1 + math.cos(p1) * math.cos(p2) * s2 * s2
+    s1 = trig.sin((p2 - p1) / 2.0)
+    s2 = trig.sin((lon2 - lon1) * _DEG / 2.0)
+    a = s1 * s1 + trig.cos(p1) * trig.cos(p2) * s2 * s2
     a = min(max(a, 0.0), 1.0)
-    return 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+    return 2.0 * EARTH_RADIUS_M * trig.asin(math.sqrt(a))
 
 
 @numba.njit(cache=True, nogil=True)
 def _cosine_law_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1 = lat1 * _DEG
     p2 = lat2 * _DEG
-    c = (math.cos(p1 - p2)
-         - math.cos(p1) * math.cos(p2) * (1.0 - math.cos(lon1 * _DEG - lon2 * _DEG)))
+    c = (trig.cos(p1 - p2)
+         - trig.cos(p1) * trig.cos(p2) * (1.0 - trig.cos(lon1 * _DEG - lon2 * _DEG)))
     c = min(max(c, -1.0), 1.0)
-    return EARTH_RADIUS_M * math.acos(c)
+    return EARTH_RADIUS_M * trig.acos(c)

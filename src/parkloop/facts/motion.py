@@ -15,6 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from parkloop.facts import trig
 from parkloop.facts.legs import Segments, Spans
 
 MOTION = (
@@ -93,8 +94,8 @@ def _motion(t, lat, lon, v, smooth, dist, start, end):  # type: ignore[no-untype
             was_slow = slow
             if smooth[i] > 2.0 and dist[i] > TURN_MIN_M:
                 y = lat[i + 1] - lat[i]
-                x = (lon[i + 1] - lon[i]) * np.cos(np.radians(lat[i]))
-                h = np.arctan2(y, x)
+                x = (lon[i + 1] - lon[i]) * trig.cos(np.radians(lat[i]))
+                h = trig.atan2(y, x)
                 if have_heading:
                     d = abs(h - heading)
                     if min(d, 2 * np.pi - d) > TURN_RAD:
@@ -106,9 +107,9 @@ def _motion(t, lat, lon, v, smooth, dist, start, end):  # type: ignore[no-untype
         out[9, k] = dt[dt > GAP_S].sum() / dur
         r = 6371000.0
         p1, p2 = np.radians(lat[s]), np.radians(lat[e])
-        a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(
+        a = trig.sin((p2 - p1) / 2) ** 2 + trig.cos(p1) * trig.cos(p2) * trig.sin(
             np.radians(lon[e] - lon[s]) / 2) ** 2
-        out[10, k] = 2 * r * np.arcsin(np.sqrt(a)) / max(dist[s:e].sum(), 1.0)
+        out[10, k] = 2 * r * trig.asin(np.sqrt(a)) / max(dist[s:e].sum(), 1.0)
         out[11, k] = turns / km
         covered = 0.0
         num = 0.0

@@ -161,6 +161,10 @@ def load_rules(name: str, store_path: Path | None = None) -> RulesVersion:
         params = Params.model_validate(data)
     except tomllib.TOMLDecodeError as exc:
         raise FactsError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise FactsError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise FactsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                              for e in exc.errors(include_url=False))

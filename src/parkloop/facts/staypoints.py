@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from parkloop.errors import FactsError
+from parkloop.facts import trig
 from parkloop.facts.geo import _cosine_law_m, _haversine_m
 
 Distance = Literal["cosine_law", "haversine"]
@@ -168,9 +169,9 @@ def staypoint_positions(lat: npt.ArrayLike, lon: npt.ArrayLike, first: npt.Array
     n = np.bincount(sp, minlength=k)
     out_lat = np.bincount(sp, weights=mla, minlength=k) / n
     rad = np.deg2rad(mlo)
-    s = np.bincount(sp, weights=np.sin(rad), minlength=k) / n
-    c = np.bincount(sp, weights=np.cos(rad), minlength=k) / n
-    return out_lat, np.rad2deg(np.arctan2(s, c))
+    s = np.bincount(sp, weights=trig.sin_v(rad), minlength=k) / n
+    c = np.bincount(sp, weights=trig.cos_v(rad), minlength=k) / n
+    return out_lat, np.rad2deg(trig.atan2_v(s, c))
 
 
 def _problems(t: I64, lat: F64, lon: F64, radius_m: float, min_duration_ms: int,

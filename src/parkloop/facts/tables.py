@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from parkloop.errors import FactsError
 from parkloop.facts.features import FEATURES
 
 _KEY = [("rules_version", pa.string()), ("device_id", pa.string())]
@@ -72,15 +75,47 @@ def ddl() -> list[str]:
 
 
 def table_digest(table: pa.Table) -> str:
-    """SHA-256 of a table's bytes (Arrow IPC, one record batch): equal digests mean
-    byte-identical facts, NaNs included.
+    """SHA-256 of a table's values in a canonical serialisation: equal digests mean the same
+    column names and kinds holding the same values bit for bit — whatever the chunking, the
+    buffers' layout or the versions of Arrow, DuckDB or Spark that made the table.
 
-    >>> a = pa.table({"x": [1.0, float("nan")]})
+    Per column: its name and kind, then a byte per row (1 = null), then the values with nulls
+    as zero: integers as int64 and floats as float64 bit patterns, little-endian (every NaN
+    as one NaN; -0.0 stays apart from 0.0), booleans as a byte, strings as their UTF-8 byte
+    lengths (int64) then their bytes.
+
+    >>> a = pa.table({"x": [1.0, float("nan")], "s": ["é", None]})
     >>> table_digest(a) == table_digest(pa.concat_tables([a.slice(0, 1), a.slice(1)]))
     True
+    >>> other_nan = np.array([0x7FF8_0000_0000_0001], np.uint64).view(np.float64)
+    >>> b = pa.table({"x": pa.array([1.0, other_nan[0]]), "s": ["é", None]})
+    >>> table_digest(a) == table_digest(b), table_digest(a) == table_digest(a.slice(1))
+    (True, False)
     """
-    sink = pa.BufferOutputStream()
-    combined = table.combine_chunks()
-    with pa.ipc.new_stream(sink, combined.schema) as writer:
-        writer.write_table(combined, max_chunksize=max(combined.num_rows, 1))
-    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    h = hashlib.sha256(b"parkloop-table-digest-1\n%d\n" % table.num_rows)
+    for field, column in zip(table.schema, table.columns, strict=True):
+        col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        kind, values = _canonical(col, field.type)
+        h.update(f"{len(field.name)}:{field.name}:{kind}\n".encode())
+        h.update(np.asarray(col.is_null(), dtype=np.uint8).tobytes())
+        h.update(values)
+    return h.hexdigest()
+
+
+def _canonical(col: pa.Array, t: pa.DataType) -> tuple[str, bytes]:
+    """A column's kind and its values' canonical bytes (see :func:`table_digest`)."""
+    if pa.types.is_boolean(t):
+        return "bool", np.asarray(pc.fill_null(col, False), dtype=np.uint8).tobytes()
+    if pa.types.is_integer(t):
+        return "int", np.asarray(pc.fill_null(col, 0), dtype="<i8").tobytes()
+    if pa.types.is_floating(t):
+        v = np.asarray(pc.fill_null(col, 0.0), dtype="<f8").copy()
+        v[np.isnan(v)] = np.nan  # one NaN bit pattern for every NaN
+        return "float", v.tobytes()
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        b = pc.fill_null(col, "").cast(pa.large_binary())
+        offsets = np.frombuffer(b.buffers()[1], dtype="<i8")[b.offset:b.offset + len(b) + 1]
+        data = b.buffers()[2]
+        body = data.to_pybytes()[offsets[0]:offsets[-1]] if data is not None else b""
+        return "str", np.diff(offsets).astype("<i8").tobytes() + body
+    raise FactsError(f"table_digest: no canonical form for column type {t}")

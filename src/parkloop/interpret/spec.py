@@ -202,9 +202,15 @@ def parse_spec(name: str, text: str, where: str = "spec") -> ModelSpec:
 def load_spec(name: str, store_path: Path | None = None) -> ModelSpec:
     """Spec ``name`` from ``<store>/specs/`` or the shipped ones."""
     user = store_path / "specs" / f"{name}.toml" if store_path is not None else None
-    path = user if user is not None and user.is_file() else SHIPPED / f"{name}.toml"
-    if not path.is_file():
+    path = user if user is not None and user.exists() else SHIPPED / f"{name}.toml"
+    if not path.exists():
         known = sorted({p.stem for d in (SHIPPED, user.parent if user else None) if d
                         for p in d.glob("*.toml")})
         raise ModelError(f"no model spec {name!r}; available: {', '.join(known)}")
-    return parse_spec(name, path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return parse_spec(name, text, str(path))

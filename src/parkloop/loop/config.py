@@ -94,12 +94,12 @@ def load_config(store_path: Path | None = None) -> LoopConfig:
     every problem at once in one :class:`LoopConfigError`."""
     raw = _read(SHIPPED)
     user = store_path / USER_FILE if store_path is not None else None
-    if user is not None and user.is_file():
+    if user is not None and user.exists():  # a loop.toml that cannot be read is an error
         raw = _merge(raw, _read(user))
     try:
         return LoopConfig.model_validate(raw)
     except ValidationError as exc:
-        where = user if user is not None and user.is_file() else SHIPPED
+        where = user if user is not None and user.exists() else SHIPPED
         problems = [f"{'.'.join(map(str, e['loc'])) or 'loop'}: "
                     f"{e['msg'].removeprefix('Value error, ')}"
                     for e in exc.errors(include_url=False)]
@@ -111,6 +111,10 @@ def _read(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise LoopConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise LoopConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise LoopConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,8 @@ transaction, which DuckDB makes durable (write-ahead log) before the call return
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import threading
 import time
 from collections import Counter
@@ -30,11 +32,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parkloop.errors import BatchConflict
+from parkloop.errors import BatchConflict, StoreFull
 from parkloop.raw.events import EventBatch, digests, json_payload
 from parkloop.raw.schema import KINDS, QUARANTINE_SCHEMA, SCHEMA_VERSION
 from parkloop.raw.validate import DEFAULT_LIMITS, Limits, check
@@ -109,8 +112,13 @@ def store_batches(store: Store, batches: Sequence[EventBatch], *, limits: Limits
                 written = _write(store, [batches[i] for i in new], first_no, received_ms,
                                  limits, [hashes[i] for i in new])
                 con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+            except BaseException as exc:
+                _rollback(con)
+                if _no_space(exc):
+                    raise StoreFull(
+                        f"the disk of store {store.path} is full: none of these "
+                        f"{len(new)} batch(es) was stored; free space and send them again"
+                    ) from None
                 raise
             for i, res in zip(new, written, strict=True):
                 results[i] = res
@@ -123,6 +131,19 @@ def store_batches(store: Store, batches: Sequence[EventBatch], *, limits: Limits
                                          orig.batch_no, orig.n_events, orig.n_stored,
                                          orig.n_quarantined)
     return [r for r in results if r is not None]
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if a failed COMMIT left one."""
+    with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT ended it
+        con.execute("ROLLBACK")
+
+
+def _no_space(exc: BaseException) -> bool:
+    """Whether a write failed for want of disk space (DuckDB reports it in its message)."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return isinstance(exc, duckdb.Error) and "No space left on device" in str(exc)
 
 
 def _existing(store: Store, batches: Sequence[EventBatch]

@@ -21,6 +21,7 @@ from parkloop.errors import (
     ParkloopError,
     RegistryError,
     RejectedInput,
+    StoreFull,
     UnknownModelVersion,
 )
 
@@ -31,6 +32,7 @@ HTTP_ANSWERS: dict[type[ParkloopError], tuple[int, str]] = {
     RejectedInput: (422, "rejected"),
     UnknownModelVersion: (404, "unknown_model_version"),
     RegistryError: (409, "registry"),
+    StoreFull: (507, "store_full"),
     ParkloopError: (500, "internal"),
 }
 """error class -> (status, code); an error takes its nearest class's row (an

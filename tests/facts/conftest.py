@@ -1,0 +1,16 @@
+"""The facts of the GeoLife sample, built once per session for the checks that compare them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.facts.facts_digest import zip_digest
+
+
+@pytest.fixture(scope="session")
+def mini_facts_digest(geolife_mini: Path) -> str:
+    """The digest of geolife-mini's facts (both shipped rules), built here with the host's
+    CPU features."""
+    return zip_digest(geolife_mini)
