@@ -27,6 +27,8 @@ from tests.serve.test_live_engine import batch_view
 T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
 DEVICES = [f"fault-{i:04d}" for i in range(3)]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+ROUNDS = 3
+"""kills per run; each costs a server start (about 8 s here, most of this test's time)"""
 
 
 def batch(device: int, k: int) -> list[dict[str, Any]]:
@@ -123,7 +125,7 @@ def test_kill_9_under_load_loses_no_acknowledged_batch(empty_store: Path) -> Non
     rng = random.Random(20261205)
     phones = Phones()
     seen: list[tuple[int, dict[str, Any]]] = []  # (newest batch, answers) after each restart
-    for _ in range(3):
+    for _ in range(ROUNDS):
         server = KillableServer(empty_store)
         seen.append((server.caught_up(), server.answers()))
         phones.start(server.url)
