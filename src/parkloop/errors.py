@@ -143,6 +143,7 @@ __all__ = [
     "ServingError",
     "SourceError",
     "StoreError",
+    "StoreFull",
     "StoreLocked",
     "StoreNotFound",
     "StoreVersionError",
