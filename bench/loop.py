@@ -198,7 +198,7 @@ def geolife(root: Path, source: Path, arrive: int) -> None:
     after it."""
     import zipfile
 
-    from parkloop.interpret.train import DOMINANT_PEOPLE
+    from parkloop.interpret.people import DOMINANT_PEOPLE
 
     print(f"\n## GeoLife dev: trained without {arrive} of its people, then they arrive\n")
     folder = root / "geolife-first"

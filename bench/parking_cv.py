@@ -23,9 +23,10 @@ from parkloop.facts.rules import load_rules
 from parkloop.interpret.evaluate import metrics
 from parkloop.interpret.labels import leg_end_labels
 from parkloop.interpret.model import ParkedModel
+from parkloop.interpret.people import report_end_to_end
 from parkloop.interpret.report import write_report
 from parkloop.interpret.spec import load_spec
-from parkloop.interpret.train import evaluate, report_end_to_end
+from parkloop.interpret.train import evaluate
 from parkloop.raw.geolife import import_geolife
 from parkloop.store import Store
 

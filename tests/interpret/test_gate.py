@@ -3,8 +3,8 @@ keeps the champion."""
 
 from __future__ import annotations
 
+from parkloop.interpret.gate import gate
 from parkloop.interpret.spec import load_spec
-from parkloop.interpret.train import gate
 
 SPEC = load_spec("parked")
 GOOD = {"nested_f1": 0.8, "pr_auc": 0.8}

@@ -15,7 +15,7 @@ A pass
    ``min_retrain_interval_s``: unchanged data never retrains, so it never publishes by
    chance. The challenger is published only if the spec's gate passes and it beats the
    champion model on the labelled leg ends the champion never saw (see
-   :func:`parkloop.interpret.train.gate`). A retrain that fails leaves the champion serving;
+   :func:`parkloop.interpret.gate.gate`). A retrain that fails leaves the champion serving;
 5. appends its record to the audit log (:mod:`parkloop.loop.audit`) and returns it.
 
 ``store`` holds the data; ``home`` is the store directory whose registry, specs, rules and
@@ -41,11 +41,12 @@ from parkloop.facts.build import build
 from parkloop.facts.catalog import built_watermark
 from parkloop.facts.inputs import raw_watermark
 from parkloop.facts.rules import load_rules
+from parkloop.interpret.gate import never_seen
 from parkloop.interpret.labels import feedback_checks, leg_end_labels
 from parkloop.interpret.model import ParkedModel
 from parkloop.interpret.registry import Registry
 from parkloop.interpret.spec import load_spec
-from parkloop.interpret.train import REFERENCE, label_set, never_seen, train
+from parkloop.interpret.train import REFERENCE, label_set, train
 from parkloop.loop import audit
 from parkloop.loop.config import LoopConfig, Threshold, load_config
 from parkloop.loop.monitors import (
