@@ -164,8 +164,12 @@ def run_cli(*args: str | Path, store: Path | None = None, check: bool = True,
 def _run_here(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     from click.testing import CliRunner
 
+    from parkloop.cli import _common
     from parkloop.cli.app import run
 
+    # the consoles read COLUMNS once, when the CLI is first imported: give them this run's
+    width = int(env.get("COLUMNS", "80"))
+    _common.out.width = _common.err.width = width
     with CliRunner().isolation(env=env) as (stdout, stderr, _):
         code = run(argv)
         sys.stdout.flush()
