@@ -59,6 +59,8 @@ def people_end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: T
     events: dict[str, list[pa.Table]] = {"cold": [], "warm": []}
     calls: dict[str, dict[str, tuple[int, int]]] = {"cold": {}, "warm": {}}
     drops = []
+    cutoff = np.array([views[g].warm_from_ms if g in views else np.iinfo(np.int64).min
+                       for g in data.groups], np.int64)
     for k in np.unique(chosen.fold):
         test = chosen.fold == k
         model = make().fit(*data.fit_data(~test & train_rows))
@@ -66,8 +68,6 @@ def people_end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: T
             drops.append(permutation_drops(model, data.X[test], data.y[test],
                                            seed=spec.train.seed))
         held_out = sorted(set(data.groups[test].tolist()))
-        cutoff = np.array([views[g].warm_from_ms if g in views else np.iinfo(np.int64).min
-                           for g in data.groups], np.int64)
         told = test & (ended_ms <= cutoff)  # what the held-out people said early on
         warm_model = make().fit(*data.fit_data((~test | told) & train_rows))
         for person in held_out:

@@ -148,9 +148,9 @@ def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Tabl
             f"{len(data)}; training needs at least {MIN_PER_CLASS} of each")
     views: dict[str, PersonView] = {}
     if spec.train.unsaid_copies or full:
-        step("building each person's facts as a stranger's (cold) and warm")
+        step("building each person's facts as a stranger's (cold)" + (" and warm" if full else ""))
         views = person_views(store, load_rules(spec.rules, store.path),
-                             sorted(set(data.groups.tolist())))
+                             sorted(set(data.groups.tolist())), warm=full)
     if spec.train.unsaid_copies:
         data = replace(data, X_unsaid=unsaid_rows(data, ended, views))
     candidates = []

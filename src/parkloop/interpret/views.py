@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from parkloop.facts.inputs import read_device
 from parkloop.facts.pipeline import device_facts
 from parkloop.facts.said import Statements
+from parkloop.facts.tables import SCHEMAS
 
 if TYPE_CHECKING:
     from parkloop.facts.rules import RulesVersion
@@ -59,8 +60,9 @@ def warm_cutoff(label_end_ms: np.ndarray, share: float = WARM_SHARE) -> int:
 
 
 def person_views(store: Store, rules: RulesVersion, devices: list[str],
-                 share: float = WARM_SHARE) -> dict[str, PersonView]:
-    """Cold and warm leg ends of each of ``devices`` under ``rules``."""
+                 share: float = WARM_SHARE, *, warm: bool = True) -> dict[str, PersonView]:
+    """Cold and warm leg ends of each of ``devices`` under ``rules`` (without ``warm``, the
+    cold ones only: the warm view is then empty)."""
     views = {}
     for device in devices:
         fixes, signals = read_device(store, device)
@@ -70,9 +72,11 @@ def person_views(store: Store, rules: RulesVersion, devices: list[str],
         said = signals.statements
         known = said.take((said.about_ms <= cutoff) & (said.said_ms <= cutoff))
         cold = device_facts(device, fixes, signals.with_statements(Statements.none()), rules)
-        warm = device_facts(device, fixes, signals.with_statements(known), rules)
-        late = warm.tables["facts_leg_end"]
-        late = late.filter(pc.greater(late.column("ended_ms"), cutoff))
+        late = SCHEMAS["facts_leg_end"].empty_table()
+        if warm:
+            late = device_facts(device, fixes, signals.with_statements(known),
+                                rules).tables["facts_leg_end"]
+            late = late.filter(pc.greater(late.column("ended_ms"), cutoff))
         views[device] = PersonView(cold.tables["facts_leg_end"], late, cutoff)
     return views
 
