@@ -83,7 +83,8 @@ RULE_THRESHOLD_MPS = 10.0
 WAIT_S = 600
 """the rules' ``features.wait_s`` (v1): a leg end is decided this long after it, s"""
 TARGETS = {"car_rps": 5000.0, "car_p99_ms": 10.0, "car_over_healthz": 0.80,
-           "ingest_fixes_per_s": 50_000.0, "parking_p99_s": 1.0}
+           "ingest_fixes_per_s": 50_000.0, "parking_p99_s": 1.0, "catch_up_s": 2.0,
+           "worker_back_s": 5.0}
 
 
 # --- processes and CPU --------------------------------------------------------------------
@@ -122,7 +123,7 @@ def free_port() -> int:
 class Server:
     """``parkloop serve`` in a subprocess, its output in ``log``."""
 
-    def __init__(self, store: Path, log: Path, admin_token: str) -> None:
+    def __init__(self, store: Path, log: Path, admin_token: str, workers: int | None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -130,7 +131,8 @@ class Server:
         self._fh = log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "parkloop", "serve", "--store", str(store), "--port",
-             str(self.port)], stdout=self._fh, stderr=subprocess.STDOUT,
+             str(self.port), *([] if workers is None else ["--workers", str(workers)])],
+            stdout=self._fh, stderr=subprocess.STDOUT,
             env={**os.environ, "PARKLOOP_ADMIN_TOKEN": admin_token})
         self.client = httpx.Client(base_url=self.url, timeout=30.0)
 
@@ -474,6 +476,60 @@ def ingest(server: Server, devices_file: Path, devices: int, connections: int,
     return out
 
 
+# --- 4. reads and a worker's death under ingestion ------------------------------------------
+
+def loaded(server: Server, device: str, devices_file: Path, conns: int, fixes: int,
+           read_connections: int, seconds: float, t0_ms: int) -> dict[str, Any]:
+    """Beside a paced background ingestion: /healthz and the car answer as in the reads,
+    then the car of a device whose pipeline worker gets kill -9 a second into the run:
+    failed requests, and seconds until ``/readyz`` shows the worker serving again."""
+    from parkloop.serve.shards import worker_of
+
+    auth = {"Authorization": f"Bearer {server.register(device)}"}
+    car_path = f"/v1/devices/{device}/car"
+    bg = Wrk("background", server, "", connections=conns, seconds=3600, script=INGEST_LUA,
+             script_args=[str(devices_file), "loaded-bg", str(t0_ms), str(fixes / BATCH), "1",
+                          str(BATCH)])
+    time.sleep(2.0)
+    health = Wrk("healthz", server, "/healthz", connections=read_connections,
+                 seconds=seconds).finish()
+    car = Wrk("car", server, car_path, connections=read_connections, seconds=seconds,
+              headers=auth).finish()
+    workers = server.client.get("/readyz").json().get("workers", [])
+    kill: dict[str, Any] | None = None
+    if len(workers) > 1 and workers[0]["pid"] is not None:
+        victim = workers[worker_of(device, len(workers))]
+        during = Wrk("car during kill", server, car_path, connections=read_connections,
+                     seconds=seconds + 6, headers=auth)
+        time.sleep(1.0)
+        os.kill(victim["pid"], signal.SIGKILL)
+        killed = time.perf_counter()
+        back_s = None
+        while time.perf_counter() - killed < 60:
+            w = server.client.get("/readyz").json()["workers"][victim["worker"]]
+            if w["restarts"] > victim["restarts"] and w["state"] == "serving":
+                back_s = round(time.perf_counter() - killed, 2)
+                break
+            time.sleep(0.02)
+        run = during.finish()
+        kill = {"worker": victim["worker"], "serving_again_s": back_s,
+                "car_requests": run.requests, "car_failed": run.non_2xx + run.socket_errors,
+                "car_p99_ms": run.p99_ms, "car_max_ms": run.max_ms}
+        print(f"kill -9 of worker {victim['worker']}: serving again after {back_s} s, "
+              f"{kill['car_failed']} of {run.requests} car requests failed", file=sys.stderr)
+    bg_run = bg.finish(interrupt=True)
+    lag_end, catch_up_s = catch_up(server)
+    out: dict[str, Any] = {"healthz": asdict(health), "car": asdict(car),
+        "car_over_healthz": round(car.rps / health.rps, 3), "kill": kill,
+        "background": {"fixes_per_s_asked": fixes,
+                       "fixes_per_s": round(bg_run.stored * BATCH / bg_run.seconds),
+                       "non_2xx": bg_run.non_2xx, "p99_ms": bg_run.p99_ms},
+        "lag_end_batches": lag_end, "catch_up_s": catch_up_s}
+    print(f"under {out['background']['fixes_per_s']:,} fixes/s: healthz {health.rps:,.0f}/s, "
+          f"car {car.rps:,.0f}/s (p99 {car.p99_ms:.1f} ms)", file=sys.stderr)
+    return out
+
+
 # --- 3. parking latency -------------------------------------------------------------------
 
 @dataclass
@@ -723,6 +779,35 @@ def report(out: dict[str, Any]) -> str:
                             "max s", "last POST acked, p50 s", "pipeline cycles meanwhile, s",
                             "pipeline lag at the end (batches)",
                             "timed out / decided early / not parked"], rows))
+    if "loaded" in out:
+        g, bg, k = out["loaded"], out["loaded"]["background"], out["loaded"]["kill"]
+        h, c = g["healthz"], g["car"]
+        parts.append(f"\n### Under ingestion ({bg['fixes_per_s']:,} fixes/s, asked "
+                     f"{bg['fixes_per_s_asked']:,}; its POSTs p99 {bg['p99_ms']:.0f} ms)\n")
+        parts.append(table(
+            ["connections", "healthz req/s", "healthz p99 ms", "car req/s", "car p99 ms",
+             "car / healthz", "kill -9 of a worker: serving again, s",
+             "car requests failed meanwhile", "lag after the load: caught up in s"],
+            [[c["connections"], f"{h['rps']:,.0f}", f"{h['p99_ms']:.2f}", f"{c['rps']:,.0f}",
+              f"{c['p99_ms']:.2f}", f"{g['car_over_healthz']:.2f}",
+              "n/a (one worker)" if k is None else k["serving_again_s"],
+              "n/a" if k is None else f"{k['car_failed']} of {k['car_requests']:,}",
+              "not in 300 s" if g["catch_up_s"] is None else g["catch_up_s"]]]))
+        targets += [
+            ["car req/s under ingestion", f"{c['rps']:,.0f}", ">= 5,000",
+             verdict(c["rps"], TARGETS["car_rps"], True)],
+            ["car p99 under ingestion", f"{c['p99_ms']:.2f} ms", "<= 10 ms",
+             verdict(c["p99_ms"], TARGETS["car_p99_ms"], False)],
+            ["car / healthz under ingestion", f"{g['car_over_healthz']:.2f}", ">= 0.80",
+             verdict(g["car_over_healthz"], TARGETS["car_over_healthz"], True)],
+            ["lag back to 0 after the load", f"{g['catch_up_s']} s", "<= 2 s",
+             verdict(g["catch_up_s"], TARGETS["catch_up_s"], False)]]
+        if k is not None:
+            targets += [
+                ["kill -9 of a worker: its shards serving again", f"{k['serving_again_s']} s",
+                 "<= 5 s", verdict(k["serving_again_s"], TARGETS["worker_back_s"], False)],
+                ["kill -9 of a worker: failed car requests", str(k["car_failed"]), "0",
+                 verdict(k["car_failed"], 0, False)]]
     parts.append("\n### Targets\n")
     parts.append(table(["what", "measured", "target", "met"], targets))
     s = out["server"]
@@ -754,8 +839,11 @@ def log_problems(log: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0],
                                      epilog="Needs wrk: apt-get install wrk")
-    parser.add_argument("--parts", nargs="+", choices=["reads", "ingest", "parking"],
-                        default=["reads", "ingest", "parking"])
+    parser.add_argument("--parts", nargs="+",
+                        choices=["reads", "ingest", "parking", "loaded"],
+                        default=["reads", "ingest", "parking", "loaded"])
+    parser.add_argument("--workers", type=int,
+                        help="`parkloop serve --workers` (default: the server's, one per core)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run: fewer connection counts, rounds, seconds, trials")
     parser.add_argument("--connections", type=int, nargs="+",
@@ -770,8 +858,9 @@ def main() -> None:
                         "background (30; quick 8)")
     parser.add_argument("--trials-budget-s", type=float,
                         help="no new parking trial after this many seconds (90; quick 30)")
-    parser.add_argument("--background-fixes", type=int, default=10_000,
-                        help="fixes/s of the background ingestion beside the parking trials")
+    parser.add_argument("--background-fixes", type=int, default=20_000,
+                        help="fixes/s of the background ingestion beside the parking trials "
+                        "and the loaded reads")
     parser.add_argument("--background-connections", type=int, default=48,
                         help="enough to hold the pace while POSTs take up to "
                         "connections / (fixes/s / 100) s")
@@ -797,19 +886,20 @@ def main() -> None:
     server: Server | None = None
     ready_s: float | None = None
     out: dict[str, Any] = {"wrk_version": wrk_version, "devices": args.devices,
-                           "cores": os.cpu_count()}
+                           "cores": os.cpu_count(), "workers": args.workers}
     try:
         start = time.perf_counter()
         sim = build_store(tmp / "store", args.sim_devices, args.sim_days, args.seed)
         print(f"store: {args.sim_devices} devices x {args.sim_days} days and the rule model in "
               f"{time.perf_counter() - start:.0f} s ({tmp})", file=sys.stderr)
-        server = Server(tmp / "store", tmp / "serve.log", "bench-" + secrets.token_hex(16))
+        server = Server(tmp / "store", tmp / "serve.log", "bench-" + secrets.token_hex(16),
+                        args.workers)
         ready_s = server.wait_ready()
         now = int(time.time() * 1000)
         if "reads" in args.parts:
             out["reads"] = reads(server, sim, connections, rounds, seconds)
         devices_file = tmp / "devices.txt"
-        if "ingest" in args.parts or "parking" in args.parts:
+        if {"ingest", "parking", "loaded"} & set(args.parts):
             load_devices(server, args.devices, devices_file, args.seed)
         if "ingest" in args.parts:
             # each run's phone time starts 6 h after the last one's (not late, not overlapping)
@@ -824,6 +914,10 @@ def main() -> None:
                 parking(server, trials, budget_s, "idle", now - 2 * DAY_MS, args.seed, None),
                 parking(server, trials, budget_s, "busy", now - 2 * DAY_MS, args.seed + 1,
                         background)]
+        if "loaded" in args.parts:
+            out["loaded"] = loaded(server, sim[0], devices_file, args.background_connections,
+                                   args.background_fixes, max(connections), seconds,
+                                   now - 4 * DAY_MS)
         server.check_alive()
     finally:
         if server is not None:

@@ -1,4 +1,5 @@
-"""``parkloop serve``: the REST API on the embedded store (Granian, one process)."""
+"""``parkloop serve``: the REST API on the embedded store (Granian: one API process, and the
+live pipeline's worker processes beside it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from parkloop.store import Store
 SERVE_STORE_ENV = "PARKLOOP_SERVE_STORE"
 CORS_ENV = "PARKLOOP_SERVE_CORS"
 LOOP_ENV = "PARKLOOP_SERVE_LOOP_INTERVAL"
+WORKERS_ENV = "PARKLOOP_SERVE_WORKERS"
 
 
 def preflight(store: Path) -> None:
@@ -47,7 +49,12 @@ def serve(store: StoreOpt = DEFAULT,
               "pages only (docs/app.md).")] = None,
           ssl_keyfile: Annotated[Path | None, typer.Option(
               "--ssl-keyfile", metavar="FILE", help="The certificate's private key (PEM, "
-              "unencrypted).")] = None) -> None:
+              "unencrypted).")] = None,
+          workers: Annotated[int | None, typer.Option(
+              "--workers", min=0, metavar="N",
+              help="Live pipeline worker processes, each owning a share of the devices "
+              "(0: the pipeline runs in the server's own process); default: one per core.")]
+          = None) -> None:
     """Serve the API: ingest events, answer "where is my car?", publish models.
 
     The server is the store's only writer while it runs (`parkloop model publish` and
@@ -72,6 +79,7 @@ def serve(store: StoreOpt = DEFAULT,
     os.environ[SERVE_STORE_ENV] = str(store.resolve())
     os.environ[CORS_ENV] = ",".join(cors_origin or [])
     os.environ[LOOP_ENV] = "" if loop_interval is None else str(loop_interval)
+    os.environ[WORKERS_ENV] = str(default_workers() if workers is None else workers)
     err.print(f"parkloop serving {store} on {scheme}://{host}:{port} (docs at /docs)",
               highlight=False)
     Granian("parkloop.serve.app:from_env", factory=True, address=host, port=port,
@@ -79,6 +87,12 @@ def serve(store: StoreOpt = DEFAULT,
             log_level=LogLevels.info, backlog=2048,
             ssl_cert=ssl_certfile and ssl_certfile.resolve(),
             ssl_key=ssl_keyfile and ssl_keyfile.resolve()).serve()
+
+
+def default_workers() -> int:
+    """One pipeline worker per core this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)
 
 
 def _tls(certfile: Path | None, keyfile: Path | None) -> str:

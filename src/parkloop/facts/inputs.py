@@ -113,13 +113,16 @@ def read_device(store: Store | None, device_id: str,
     return device_inputs(fix, link, activity, label, feedback)
 
 
-def read_batches(con: duckdb.DuckDBPyConnection, lo: int, hi: int
+def read_batches(con: duckdb.DuckDBPyConnection, lo: int, hi: int, *, devices: str = "TRUE"
                  ) -> tuple[dict[str, Fixes], dict[str, Signals]]:
     """Fixes and signals (with statements) of batches ``lo < batch_no <= hi``, by device, in
-    the order :func:`read_device` gives them; a device without any gets no entry."""
+    the order :func:`read_device` gives them; a device without any gets no entry.
+    ``devices``: a DuckDB predicate on ``device_id`` that picks the devices to read (a pipeline
+    worker's shards, say)."""
     fix, link, activity, label, feedback = (
         con.execute(f"SELECT device_id, {', '.join(s.columns)} FROM {s.table}"
-                    f" WHERE batch_no > ? AND batch_no <= ?{_order_by(('device_id', *s.order))}",
+                    f" WHERE batch_no > ? AND batch_no <= ? AND ({devices})"
+                    f"{_order_by(('device_id', *s.order))}",
                     [lo, hi]).fetchnumpy() for s in SOURCES)
     fixes = {device: fixes_of(_rows(fix, sl)) for device, sl in _groups(fix["device_id"])}
     parts = [dict(_groups(c["device_id"])) for c in (link, activity, label, feedback)]
@@ -130,6 +133,42 @@ def read_batches(con: duckdb.DuckDBPyConnection, lo: int, hi: int
             (link, activity, label, feedback), parts, strict=True))
         signals[device] = signals_of(link_d, act_d, label_d, said_d)
     return fixes, signals
+
+
+def merge_reads(earlier: tuple[dict[str, Fixes], dict[str, Signals]],
+                later: tuple[dict[str, Fixes], dict[str, Signals]]
+                ) -> tuple[dict[str, Fixes], dict[str, Signals]]:
+    """Two :func:`read_batches` of consecutive ranges as one read of both ranges gives them:
+    fixes in arrival order, signals in time order, statements in canonical order."""
+    fixes = dict(earlier[0])
+    for device, f in later[0].items():
+        a = fixes.get(device)
+        if a is None:
+            fixes[device] = f
+            continue
+        t, lat, lon, acc, alt = (np.concatenate([x, y]) for x, y in zip(
+            (a.t_ms, a.lat, a.lon, a.accuracy_m, a.altitude_m),
+            (f.t_ms, f.lat, f.lon, f.accuracy_m, f.altitude_m), strict=True))
+        fixes[device] = Fixes(t, lat, lon, acc, alt, np.arange(len(t), dtype=np.int64))
+    signals = dict(earlier[1])
+    for device, g in later[1].items():
+        e = signals.get(device)
+        if e is None:
+            signals[device] = g
+            continue
+        link_ms, link_on = _by_time(e.link_ms, e.link_connected, g.link_ms, g.link_connected)
+        act_ms, act_foot = _by_time(e.activity_ms, e.activity_on_foot, g.activity_ms,
+                                    g.activity_on_foot)
+        signals[device] = Signals(link_ms, link_on, act_ms, act_foot,
+                                  e.statements.extend(g.statements))
+    return fixes, signals
+
+
+def _by_time(t1: np.ndarray, v1: np.ndarray, t2: np.ndarray, v2: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    t, v = np.concatenate([t1, t2]), np.concatenate([v1, v2])
+    order = np.lexsort((v, t))
+    return t[order], v[order]
 
 
 def arrow_inputs(events: pa.Table) -> tuple[Fixes, Signals]:
@@ -176,5 +215,5 @@ def _groups(devices: Any) -> list[tuple[str, slice]]:
 
 __all__ = ["ACTIVITY", "FEEDBACK", "FIX", "KIND_ACTIVITY", "KIND_FEEDBACK", "KIND_FIX",
            "KIND_LABEL", "KIND_LINK", "LABEL", "LINK", "SOURCES", "Source", "arrow_inputs",
-           "device_inputs", "fixes_of", "nullable_floats", "raw_watermark", "read_batches",
-           "read_device", "signals_of"]
+           "device_inputs", "fixes_of", "merge_reads", "nullable_floats", "raw_watermark",
+           "read_batches", "read_device", "signals_of"]

@@ -15,6 +15,7 @@ whether or not the device exists, so nothing leaks about other devices. Errors a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,10 +50,10 @@ class _Answer(Response):
 
 
 def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
-               loop_interval_s: float | None = None) -> FastAPI:
+               loop_interval_s: float | None = None, workers: int = 0) -> FastAPI:
     """The parkloop API over the store at ``store_path`` (started on the app's lifespan);
-    ``loop_interval_s``: see :class:`Service`."""
-    service = Service(store_path, loop_interval_s=loop_interval_s)
+    ``loop_interval_s``, ``workers``: see :class:`Service`."""
+    service = Service(store_path, loop_interval_s=loop_interval_s, workers=workers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
@@ -76,13 +77,16 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
         return Response(b'{"ok":true}', media_type=JSON)
 
     async def readyz(_: Request) -> Response:
-        live = service.live
+        pipeline = service.pipeline
+        workers = pipeline.status() if pipeline else []
         body = {"ready": service.ready,
                 "reason": None if service.ready else service.not_ready_reason,
-                "model_version": live.model_version if live else None,
-                "rules_version": live.rules.identity if live else None,
-                "raw_watermark": live.watermark if live else None,
-                "raw_committed": service.committed}
+                "model_version": pipeline.model_version if pipeline else None,
+                "rules_version": pipeline.rules.identity if pipeline else None,
+                "raw_watermark": pipeline.watermark if pipeline else None,
+                "raw_committed": service.committed,
+                "shards": pipeline.shards_map if pipeline else None,
+                "workers": [dataclasses.asdict(w) for w in workers]}
         return Response(orjson.dumps(body), 200 if service.ready else 503, media_type=JSON)
 
     async def car(request: Request) -> Response:
@@ -90,16 +94,16 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
         who = auth.who(service, header(request.scope, b"authorization"))
         if who is None:
             return error_response(*auth.UNAUTHORIZED)
-        live = service.live
+        pipeline = service.pipeline
         if who != device_id:
             if who != auth.ADMIN:
                 return error_response(*auth.NOT_FOUND)
             if not service.device_known(device_id):
                 return error_response(404, "not_found", f"no device {device_id!r}")
-        if live is None or not service.ready:
+        if pipeline is None or not service.ready:
             return error_response(503, "not_ready", service.not_ready_reason)
-        body = live.answers.get(device_id)
-        return _Answer(body if body is not None else live.unknown_answer(device_id))
+        body = pipeline.answers.get(device_id)
+        return _Answer(body if body is not None else pipeline.unknown_answer(device_id))
 
     app.router.routes[:0] = [Route("/healthz", healthz, methods=["GET"]),
                              Route("/readyz", readyz, methods=["GET"]),
@@ -130,14 +134,15 @@ def from_env() -> FastAPI:
     the app by name in its worker)."""
     import os
 
-    from parkloop.cli.serve import CORS_ENV, LOOP_ENV, SERVE_STORE_ENV
+    from parkloop.cli.serve import CORS_ENV, LOOP_ENV, SERVE_STORE_ENV, WORKERS_ENV
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     origins = [o for o in os.environ.get(CORS_ENV, "").split(",") if o]
     interval = os.environ.get(LOOP_ENV)
     return create_app(Path(os.environ[SERVE_STORE_ENV]), cors_origins=origins,
-                      loop_interval_s=float(interval) if interval else None)
+                      loop_interval_s=float(interval) if interval else None,
+                      workers=int(os.environ.get(WORKERS_ENV) or 0))
 
 
 __all__ = ["create_app", "from_env"]

@@ -17,6 +17,7 @@ are replaced whole, never edited in place, so a reader never sees half an update
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from parkloop.interpret.parking import CarAnswer, car_answer
 if TYPE_CHECKING:
     import duckdb
 
+    from parkloop.facts.features import Signals
+    from parkloop.facts.pipeline import Fixes
     from parkloop.facts.rules import RulesVersion
     from parkloop.interpret.model import ParkedModel
 
@@ -79,12 +82,14 @@ class _Device:
 class CycleReport:
     """What one :meth:`Live.catch_up` did."""
 
-    batches: int
+    upto: int
+    """the raw watermark after it"""
     fixes: int
     devices: int
     facts: dict[str, int]
     judged: int
-    answers_changed: int
+    changed: tuple[str, ...]
+    """the devices whose answer changed"""
     seconds: float
 
 
@@ -138,6 +143,20 @@ class Live:
                        final=i < final.num_rows, model_version=champion.version)
         return rows
 
+    def urgent(self, device_id: str, fixes: Fixes | None, signals: Signals | None) -> bool:
+        """Whether these new rows of the device may change its answer at once: the device is
+        new, they carry a statement, or their fixes reach the decision time of a leg end
+        still waiting for it. Other rows can wait (and be merged with later ones): they
+        only extend the device's open tail."""
+        dev = self._devices.get(device_id)
+        if dev is None or (signals is not None and len(signals.statements)):
+            return True
+        if fixes is None or not len(fixes):
+            return False
+        decided = np.asarray(dev.view.provisional["facts_leg_end"].column("decided_ms"))
+        waiting = decided[decided > dev.view.newest_ms]
+        return bool(len(waiting)) and int(fixes.t_ms.max()) >= int(waiting.min())
+
     def unknown_answer(self, device_id: str) -> bytes:
         """The answer for a device with no data yet."""
         why = "no data from this device yet" if self.champion else "no model is published yet"
@@ -151,15 +170,23 @@ class Live:
     # --- the pipeline thread --------------------------------------------------------------
 
     def catch_up(self, con: duckdb.DuckDBPyConnection, *, upto: int | None = None,
-                 now_ms: int | None = None) -> CycleReport:
-        """Take in every raw batch stored after :attr:`watermark` (up to ``upto``) and
-        update the facts, judgements and answers of the devices they touch."""
+                 now_ms: int | None = None, devices: str = "TRUE") -> CycleReport:
+        """Take in every raw batch stored after :attr:`watermark` (up to ``upto``) of the
+        ``devices`` (a DuckDB predicate on ``device_id``), and update the facts, judgements
+        and answers of the devices they touch."""
         start = time.perf_counter()
         hi = raw_watermark(con) if upto is None else upto
-        lo = self.watermark
-        if hi <= lo:
-            return CycleReport(0, 0, 0, {}, 0, 0, time.perf_counter() - start)
-        fixes, signals = read_batches(con, lo, hi)
+        if hi <= self.watermark:
+            return CycleReport(self.watermark, 0, 0, {}, 0, (), time.perf_counter() - start)
+        fixes, signals = read_batches(con, self.watermark, hi, devices=devices)
+        report = self.take(fixes, signals, hi, now_ms=now_ms)
+        return dataclasses.replace(report, seconds=time.perf_counter() - start)
+
+    def take(self, fixes: dict[str, Fixes], signals: dict[str, Signals], upto: int, *,
+             now_ms: int | None = None) -> CycleReport:
+        """Take in the raw rows of the batches after :attr:`watermark` up to ``upto``, as
+        :func:`~parkloop.facts.inputs.read_batches` gives them."""
+        start = time.perf_counter()
         touched = sorted(set(fixes) | set(signals))
         facts: Counter[str] = Counter()
         updates: dict[str, tuple[pa.Table, pa.Table]] = {}  # device -> (new final, open ends)
@@ -183,9 +210,10 @@ class Live:
             updates[device] = (up.final["facts_leg_end"], open_ends)
         judged = self._judge(updates)
         changed = self._answer(touched, now_ms)
-        self.watermark = hi
-        return CycleReport(hi - lo, sum(len(f) for f in fixes.values()), len(touched),
-                           dict(facts), judged, changed, time.perf_counter() - start)
+        self.watermark = max(self.watermark, upto)
+        return CycleReport(self.watermark, sum(len(f) for f in fixes.values()),
+                           len(touched), dict(facts), judged, tuple(changed),
+                           time.perf_counter() - start)
 
     def use(self, champion: ServedModel, *, now_ms: int | None = None) -> None:
         """Judge every kept leg end with ``champion`` (of the same rules version) and switch
@@ -238,10 +266,10 @@ class Live:
             at += open_ends.num_rows
         return len(p)
 
-    def _answer(self, devices: list[str], now_ms: int | None) -> int:
-        """Rebuild the answers of ``devices``; returns how many changed."""
+    def _answer(self, devices: list[str], now_ms: int | None) -> list[str]:
+        """Rebuild the answers of ``devices``; returns those that changed."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        changed = 0
+        changed = []
         for d in devices:
             dev = self._devices[d]
             answer = self._answer_of(d, self.champion, dev.p_final,
@@ -250,7 +278,7 @@ class Live:
                 dev.known_since_ms = self._since(dev, answer, now)
                 dev.answer = answer
                 self.answers[d] = answer_json(answer, dev.known_since_ms)
-                changed += 1
+                changed.append(d)
         return changed
 
     def _answer_of(self, device: str, champion: ServedModel | None, p_final: np.ndarray,

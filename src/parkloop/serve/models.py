@@ -39,6 +39,15 @@ class Health(BaseModel):
     ok: bool
 
 
+class WorkerOut(BaseModel):
+    worker: int
+    pid: int | None = Field(description="its process (null: a thread of the server's)")
+    state: str = Field(description="`replaying` its shards' raw log after a (re)start, or "
+                       "`serving`; a replaying worker's devices keep their last answers")
+    raw_watermark: int = Field(description="the newest raw batch its answers include")
+    restarts: int = Field(description="times it died and was started again")
+
+
 class Ready(BaseModel):
     ready: bool
     reason: str | None = None
@@ -47,6 +56,11 @@ class Ready(BaseModel):
     raw_watermark: int | None = Field(
         default=None, description="the newest raw batch the live answers include")
     raw_committed: int | None = Field(default=None, description="the newest raw batch stored")
+    shards: str | None = Field(
+        default=None, description="how shards map to workers: worker k owns the shards s with "
+        "`s % workers == k` (a device's shard: docs/serving.md)")
+    workers: list[WorkerOut] = Field(default_factory=list,
+                                     description="the live pipeline's workers")
 
 
 class EventsIn(BaseModel):
@@ -162,4 +176,5 @@ __all__ = [
     "ReasonIn",
     "Rejected",
     "RulesOut",
+    "WorkerOut",
 ]

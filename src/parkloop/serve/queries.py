@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from parkloop.serve.ingest import Stored
-    from parkloop.serve.live import Live
+    from parkloop.serve.live import View
 
 FACT_TIME = {"facts_stop": "started_ms", "facts_leg": "started_ms", "facts_place": "last_ms"}
 """the fact tables the API lists, and the time ``since`` filters them on"""
@@ -59,11 +59,10 @@ def store_reply(stored: Stored) -> dict[str, Any]:
             "rejected": stored.rejected}
 
 
-def fact_rows(live: Live, table: str, device_id: str, since_ms: int | None, limit: int
+def fact_rows(view: View | None, table: str, since_ms: int | None, limit: int
               ) -> list[dict[str, Any]]:
-    """The device's newest ``limit`` rows of ``table`` (one of :data:`FACT_TIME`) from the
-    live pipeline, oldest first, each marked ``final`` or not (places never are)."""
-    view = live.view(device_id)
+    """A device's newest ``limit`` rows of ``table`` (one of :data:`FACT_TIME`) in its live
+    ``view``, oldest first, each marked ``final`` or not (places never are)."""
     if view is None:
         return []
     if table == "facts_place":
@@ -76,11 +75,10 @@ def fact_rows(live: Live, table: str, device_id: str, since_ms: int | None, limi
     return rows[-limit:]
 
 
-def judged_rows(live: Live, device_id: str, since_ms: int | None, limit: int
+def judged_rows(judged: list[dict[str, Any]], since_ms: int | None, limit: int
                 ) -> list[dict[str, Any]]:
-    """The device's newest ``limit`` vehicle-leg ends as the model judged them."""
-    return [r for r in live.judged(device_id)
-            if since_ms is None or r["ended_ms"] >= since_ms][-limit:]
+    """A device's newest ``limit`` vehicle-leg ends as the model judged them."""
+    return [r for r in judged if since_ms is None or r["ended_ms"] >= since_ms][-limit:]
 
 
 __all__ = ["FACT_TIME", "fact_rows", "feedback_event", "judged_rows", "store_reply",

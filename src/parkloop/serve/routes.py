@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
@@ -34,8 +35,10 @@ from parkloop.serve.models import (
     ReasonIn,
     RulesOut,
 )
+from parkloop.serve.pipeline import ASK_TIMEOUT_S
 
 if TYPE_CHECKING:
+    from parkloop.serve.pipeline import Pipeline
     from parkloop.serve.service import Service
 
 Since = Annotated[int | None, Query(ge=0, description="only rows from this time on, ms")]
@@ -59,11 +62,18 @@ def api_routes(service: Service) -> tuple[APIRouter, Callable[[Request], Awaitab
 
     token = [Depends(token_required)]
 
-    def ready_live() -> Any:
-        live = service.live
-        if live is None or not service.ready:
+    def ready_pipeline() -> Pipeline:
+        pipeline = service.pipeline
+        if pipeline is None or not service.ready:
             raise ApiError(503, "not_ready", service.not_ready_reason)
-        return live
+        return pipeline
+
+    async def from_worker(fut: Future[Any]) -> Any:
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), ASK_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise ApiError(503, "not_ready", f"the device's pipeline worker is busy or "
+                           f"restarting ({exc or 'no reply'}); try again") from None
 
     async def store(device_id: str, batch_id: str, events: list[Any]) -> Response:
         batch = parse_events(device_id, batch_id, events)
@@ -116,9 +126,10 @@ def api_routes(service: Service) -> tuple[APIRouter, Callable[[Request], Awaitab
             async def read(device_id: str, request: Request, since: Since = None,
                            limit: Limit = 100) -> Response:
                 auth.may_read(service, await who_is(request), device_id)
-                live = ready_live()
-                return _json({"device_id": device_id, "rules_version": live.rules.identity,
-                              "rows": queries.fact_rows(live, table, device_id, since, limit)})
+                pipeline = ready_pipeline()
+                view = await from_worker(pipeline.view(device_id))
+                return _json({"device_id": device_id, "rules_version": pipeline.rules.identity,
+                              "rows": queries.fact_rows(view, table, since, limit)})
             return read
         router.get(f"/v1/devices/{{device_id}}/{path}", dependencies=token,
                    response_model=FactsOut, tags=["facts"], summary=f"The device's recent {what}",
@@ -133,9 +144,10 @@ def api_routes(service: Service) -> tuple[APIRouter, Callable[[Request], Awaitab
         """Each leg end's p(parked), call (parked or not) and model version: the
         interpretations the car answer is made of."""
         auth.may_read(service, await who_is(request), device_id)
-        live = ready_live()
-        return _json({"device_id": device_id, "rules_version": live.rules.identity,
-                      "rows": queries.judged_rows(live, device_id, since, limit)})
+        pipeline = ready_pipeline()
+        judged = await from_worker(pipeline.judged(device_id))
+        return _json({"device_id": device_id, "rules_version": pipeline.rules.identity,
+                      "rows": queries.judged_rows(judged, since, limit)})
 
     # admin ---------------------------------------------------------------------------------
     @router.post("/v1/devices",
@@ -190,7 +202,7 @@ def api_routes(service: Service) -> tuple[APIRouter, Callable[[Request], Awaitab
         auth.admin_only(await who_is(request))
         from parkloop.facts.catalog import list_versions
 
-        serving = service.live.rules.identity if service.live else None
+        serving = service.pipeline.rules.identity if service.pipeline else None
         found = await asyncio.to_thread(list_versions, None, service.store_path)
         return [{"name": r["name"], "identity": r["identity"],
                  "serving": r["identity"] == serving} for r in found]

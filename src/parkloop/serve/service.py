@@ -1,12 +1,12 @@
 """What a running server holds: the store (as its only writer), the writer thread, the live
-pipeline thread, the device tokens and the metrics. :mod:`parkloop.serve.app` is the HTTP
-face of it.
+pipeline (:class:`~parkloop.serve.pipeline.Pipeline`: its workers and every device's answer),
+the device tokens and the metrics. :mod:`parkloop.serve.app` is the HTTP face of it.
 
-The pipeline thread loops: take in what the writer committed (woken by each commit), and at
-most once a second look at the registry's champion. A new champion is loaded and warmed in
-that thread, beside the old one, which keeps answering until the switch; a champion of
-another rules version gets a new :class:`~parkloop.serve.live.Live`, built by replaying the
-raw log, and replaces the old one when it has caught up.
+The control thread looks at the registry's champion at most once a second (at once after a
+publish through the API). A new champion of the same rules version is loaded here (the
+console judges with it) and sent to every worker, which judges everything with it and
+switches; a champion of another rules version gets a new pipeline, whose workers replay the
+raw log, and it replaces the old one when all have caught up.
 """
 
 from __future__ import annotations
@@ -36,29 +36,25 @@ from parkloop.interpret.registry import Registry
 from parkloop.loop.config import load_config
 from parkloop.raw.log import StoreResult
 from parkloop.serve.ingest import Writer
-from parkloop.serve.live import Live, ServedModel
+from parkloop.serve.live import ServedModel
 from parkloop.serve.loop import LoopRunner
+from parkloop.serve.pipeline import Pipeline
 from parkloop.serve.tokens import TokenBook
 from parkloop.store import Store
 
 if TYPE_CHECKING:
     import duckdb
 
+    from parkloop.serve.worker import Took
+
 log = logging.getLogger("parkloop.serve")
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created doubles every series
 
-CYCLE_S = 0.2
-"""the live pipeline takes in new batches at most this often: a push reruns a device's open
-tail (about 10 ms, mostly fixed cost), so batches arriving together share one push"""
-PIPELINE_SHARE = 0.5
-"""under load, the pipeline rests as long as its last cycle took over (1 - share) / share:
-it shares the GIL with the requests and the writer, so this keeps ingestion going at the
-cost of fresher answers (a cycle covers every device that sent something meanwhile)"""
 SWITCH_INTERVAL_S = 0.0005
 """how long a thread may hold the GIL while another waits (Python's default: 5 ms)"""
-MAX_REST_S = 2.0
-"""the longest rest (after a long replay, say)"""
+CONTROL_S = 0.1
+"""how often the control thread looks at the pipeline (readiness, lag)"""
 CHAMPION_POLL_S = 1.0
 """how often the registry is asked for its champion (a publish from the CLI shows up within
 this), and how often device tokens are reloaded"""
@@ -99,6 +95,12 @@ class ServerMetrics:
                                buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
         self.lag = Gauge("parkloop_pipeline_lag_batches",
                          "Stored batches the live pipeline has not taken in yet", registry=r)
+        self.replaying = Gauge("parkloop_pipeline_worker_replaying",
+                               "1 while a pipeline worker replays its shards' raw log",
+                               ["worker"], registry=r)
+        self.restarts = Gauge("parkloop_pipeline_worker_restarts",
+                              "Times a pipeline worker died and was started again",
+                              ["worker"], registry=r)
         self.versions = Info("parkloop_serving", "Model and rules versions being served",
                              registry=r)
         self.swaps = Counter("parkloop_model_swaps", "Champions switched in", registry=r)
@@ -108,9 +110,9 @@ class Service:
     """A server's state; :meth:`start` before use, :meth:`close` after."""
 
     def __init__(self, store_path: Path, *, rules: str = DEFAULT_RULES,
-                 loop_interval_s: float | None = None) -> None:
+                 loop_interval_s: float | None = None, workers: int = 0) -> None:
         """``loop_interval_s``: seconds between loop passes (0: only when asked; None: the
-        store's loop.toml)."""
+        store's loop.toml); ``workers``: pipeline worker processes (0: one thread)."""
         self.store_path = Path(store_path)
         self.default_rules = rules
         self.metrics = ServerMetrics()
@@ -118,14 +120,16 @@ class Service:
         self.registry = Registry(self.store_path)
         self.ready = False
         self.not_ready_reason = "starting: replaying the raw log"
-        self.live: Live | None = None
+        self.workers = workers
+        self.pipeline: Pipeline | None = None
+        self._next: Pipeline | None = None
+        """a pipeline on new rules, replaying until it replaces :attr:`pipeline`"""
         self.committed = 0
         """the newest batch number the writer has committed"""
         self.started_ms: int | None = None
         self.new_admin_token: str | None = None
         self._store: Store | None = None
         self._writer: Writer | None = None
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._check_champion = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,7 +154,7 @@ class Service:
         self.new_admin_token = self.tokens.ensure_admin()
         self._device_map = self.tokens.snapshot()
         self._writer = Writer(self._store, on_commit=self._committed)
-        self._thread = threading.Thread(target=self._pipeline, name="parkloop-pipeline",
+        self._thread = threading.Thread(target=self._control, name="parkloop-control",
                                         daemon=True)
         self._thread.start()
         self.loop.start()
@@ -160,9 +164,12 @@ class Service:
         if self._writer is not None:
             self._writer.close()
         self._stop.set()
-        self._wake.set()
+        self._check_champion.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        for pipeline in (self._next, self.pipeline):
+            if pipeline is not None:
+                pipeline.close()
         if self._store is not None:
             self._store.close()
 
@@ -179,7 +186,6 @@ class Service:
     def publish_seen(self) -> None:
         """Look at the registry's champion now (after a publish through the API)."""
         self._check_champion.set()
-        self._wake.set()
 
     # --- auth -----------------------------------------------------------------------------
 
@@ -194,15 +200,15 @@ class Service:
         return device
 
     def device_known(self, device_id: str) -> bool:
-        live = self.live
-        return (live is not None and live.knows(device_id)) or \
+        pipeline = self.pipeline
+        return (pipeline is not None and pipeline.knows(device_id)) or \
             device_id in self._device_map.values()
 
     def reload_tokens(self) -> None:
         if self.tokens.changed():
             self._device_map = self.tokens.snapshot()
 
-    # --- the writer's callback and the pipeline thread ------------------------------------
+    # --- the writer's and the workers' callbacks, and the control thread ------------------
 
     def _committed(self, results: list[StoreResult], seconds: float) -> None:
         m = self.metrics
@@ -217,80 +223,97 @@ class Service:
                     m.quarantined.labels(reason).inc(n)
                 if r.batch_no is not None:
                     self.committed = max(self.committed, r.batch_no)
-        self._wake.set()
+        for pipeline in (self.pipeline, self._next):
+            if pipeline is not None:
+                pipeline.wake()
 
-    def _pipeline(self) -> None:
-        assert self._store is not None
-        con = self._store.con.cursor()
+    def _took(self, took: Took) -> None:
+        m, report = self.metrics, took.report
+        m.cycle.observe(report.seconds)
+        for table, n in report.facts.items():
+            m.facts.labels(table).inc(n)
+        m.judgements.inc(report.judged)
+        m.answers.inc(len(report.changed))
+
+    def _control(self) -> None:
         last_check = 0.0
         while not self._stop.is_set():
-            cycle_start = time.monotonic()
             try:
-                now = cycle_start
-                if self.live is None or self._check_champion.is_set() or \
+                now = time.monotonic()
+                if (self.pipeline is None and self._next is None) or \
+                        self._check_champion.is_set() or \
                         now - last_check >= CHAMPION_POLL_S:
                     self._check_champion.clear()
                     last_check = now
                     self.reload_tokens()
-                    self._follow_champion(con)
-                live = self.live
-                assert live is not None
-                report = live.catch_up(con)
-                if report.batches:
-                    m = self.metrics
-                    m.cycle.observe(report.seconds)
-                    for table, n in report.facts.items():
-                        m.facts.labels(table).inc(n)
-                    m.judgements.inc(report.judged)
-                    m.answers.inc(report.answers_changed)
-                self.metrics.lag.set(max(0, self.committed - live.watermark))
-                if not self.ready:
-                    self.ready = True
-                    log.info("ready: %d devices, raw watermark %d, model %s, rules %s",
-                             len(live.devices()), live.watermark, live.model_version,
-                             live.rules.identity)
-            except Exception:  # the pipeline must outlive any one bad cycle
-                log.exception("live pipeline cycle failed; retrying in a second")
+                    self._follow_champion()
+                self._switch_when_ready()
+                self._observe()
+            except Exception:  # the server must outlive any one bad moment
+                log.exception("pipeline control failed; retrying in a second")
                 self._stop.wait(1.0)
                 continue
-            took = time.monotonic() - cycle_start
-            rest = max(CYCLE_S - took,
-                       min(took * (1 - PIPELINE_SHARE) / PIPELINE_SHARE, MAX_REST_S))
-            self._stop.wait(rest)
-            self._wake.wait(timeout=CHAMPION_POLL_S)
-            self._wake.clear()
+            self._check_champion.wait(CONTROL_S)
 
-    def _follow_champion(self, con: object) -> None:
-        """Switch to the registry's champion if it changed: load it beside the one serving,
-        judge everything with it, then switch. A champion that cannot be served (its files
-        or its rules version are gone) is logged and the one serving stays; at start-up the
-        server then answers "unknown" on the default rules until a servable one is
-        published."""
-        version = self.registry.summary()["champion"]
-        live = self.live
-        if live is not None and version == live.model_version:
+    def _switch_when_ready(self) -> None:
+        fresh = self._next
+        if fresh is None or not fresh.ready:
             return
-        if live is not None and version is not None and version == self._refused:
+        old, self.pipeline, self._next = self.pipeline, fresh, None
+        if old is not None:
+            old.close()
+        if not self.ready:
+            self.ready = True
+            log.info("ready: %d devices, raw watermark %d, model %s, rules %s, %s",
+                     len(fresh.answers), fresh.watermark, fresh.model_version,
+                     fresh.rules.identity, _workers_text(self.workers))
+
+    def _observe(self) -> None:
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        m = self.metrics
+        m.lag.set(max(0, self.committed - pipeline.watermark))
+        for w in pipeline.status():
+            m.replaying.labels(str(w.worker)).set(w.state == "replaying")
+            m.restarts.labels(str(w.worker)).set(w.restarts)
+
+    def _follow_champion(self) -> None:
+        """Switch to the registry's champion if it changed: load it beside the one serving,
+        and have every worker judge everything with it and switch. A champion that cannot
+        be served (its files or its rules version are gone) is logged and the one serving
+        stays; at start-up the server then answers "unknown" on the default rules until a
+        servable one is published."""
+        version = self.registry.summary()["champion"]
+        current = self._next or self.pipeline
+        if current is not None and version == current.target_version:
+            return
+        if current is not None and version is not None and version == self._refused:
             return
         try:
-            champion = None if version is None else ServedModel(
-                version, ParkedModel.load(self.registry.artifacts(version)))
+            artifacts = None if version is None else self.registry.artifacts(version)
+            champion = None if version is None or artifacts is None else ServedModel(
+                version, ParkedModel.load(artifacts))
             rules = self._rules_for(champion)
             self._refused = None
         except ParkloopError as exc:
             self._refused = version
             log.error("cannot serve model %s (%s); serving %s instead", version, exc,
-                      live.model_version if live else "no model")
-            if live is not None:
+                      current.model_version if current else "no model")
+            if current is not None:
                 return
-            champion, rules = None, load_rules(self.default_rules, self.store_path)
-        if live is not None and champion is not None and \
-                rules.identity == live.rules.identity:
-            live.use(champion)  # judges everything with the new model, then switches
+            champion, artifacts, rules = None, None, load_rules(self.default_rules,
+                                                                self.store_path)
+        if current is not None and champion is not None and artifacts is not None and \
+                rules.identity == current.rules.identity:
+            current.use(champion, artifacts)  # each worker judges everything, then switches
         else:
-            fresh = Live(rules, champion)
-            fresh.catch_up(con)  # type: ignore[arg-type]
-            self.live = fresh
+            if self._next is not None:
+                self._next.close()
+            self._next = Pipeline(self.store_path, rules, champion, artifacts,
+                                  workers=self.workers, cursor=self.cursor,
+                                  committed=lambda: self.committed, on_took=self._took)
+            self._next.start()
         model_version = champion.version if champion else None
         self.metrics.swaps.inc()
         self.metrics.versions.info({"model_version": str(model_version),
@@ -307,3 +330,7 @@ class Service:
                 f"model {champion.version} was trained on rules {champion.model.rules_version}"
                 f", but rules {name!r} are now {rules.identity}")
         return rules
+
+
+def _workers_text(workers: int) -> str:
+    return "the pipeline in a thread" if workers == 0 else f"{workers} pipeline workers"

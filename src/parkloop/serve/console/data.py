@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     import duckdb
 
     from parkloop.facts.rules import RulesVersion
-    from parkloop.serve.live import Live, ServedModel
+    from parkloop.serve.live import ServedModel
+    from parkloop.serve.pipeline import Pipeline
 
 DEFAULT_POINTS = 4000
 """most points per drawn line (raw fixes, track) unless the request asks otherwise"""
@@ -97,7 +98,7 @@ class Facts:
 
 # --- the device view ----------------------------------------------------------------------
 
-def device_view(facts: DeviceData, live: Live | None, device_id: str, *,
+def device_view(facts: DeviceData, pipeline: Pipeline | None, device_id: str, *,
                 from_ms: int | None, to_ms: int | None, points: int) -> dict[str, Any]:
     """Everything the device view draws, for the fixes and facts in [from_ms, to_ms]."""
     t = facts.raw.t_ms
@@ -109,7 +110,7 @@ def device_view(facts: DeviceData, live: Live | None, device_id: str, *,
                   STOP_COLUMNS)
     legs = _rows(_between(tables["facts_leg"], "started_ms", "finished_ms", lo, hi), LEG_COLUMNS)
     all_ends = tables["facts_leg_end"]
-    champion, p_all = _judge(live, facts)
+    champion, p_all = _judge(pipeline, facts)
     inside = _overlapping(all_ends, "ended_ms", "ended_ms", lo, hi)
     leg_ends = _rows(all_ends.filter(pa.array(inside)), LEG_END_COLUMNS)
     if champion is not None and p_all is not None:
@@ -126,11 +127,11 @@ def device_view(facts: DeviceData, live: Live | None, device_id: str, *,
         "raw": _line(facts.raw, lo, hi, points), "track": _line(facts.clean, lo, hi, points),
         "stops": stops, "legs": legs, "leg_ends": leg_ends,
         "places": _rows(tables["facts_place"], PLACE_COLUMNS),
-        "car": _car(live, device_id),
+        "car": _car(pipeline, device_id),
     }
 
 
-def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceData, live: Live | None,
+def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceData, pipeline: Pipeline | None,
                    device_id: str, ended_ms: int) -> dict[str, Any]:
     """One vehicle-leg end: its features, p(parked) and what it was made of."""
     ends = facts.tables["facts_leg_end"]
@@ -141,7 +142,7 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceData, live: Live
     i = int(hit[0])
     row = ends.slice(i, 1)
     out = _rows(row, LEG_END_COLUMNS)[0]
-    champion, p_all = _judge(live, facts)
+    champion, p_all = _judge(pipeline, facts)
     model = _model(champion)
     p = None if champion is None or p_all is None else float(p_all[i])
     if model is not None and champion is not None:
@@ -168,10 +169,11 @@ def leg_end_detail(con: duckdb.DuckDBPyConnection, facts: DeviceData, live: Live
     }
 
 
-def _judge(live: Live | None, facts: DeviceData) -> tuple[ServedModel | None, np.ndarray | None]:
+def _judge(pipeline: Pipeline | None, facts: DeviceData
+           ) -> tuple[ServedModel | None, np.ndarray | None]:
     """The champion (read once: a swap may happen meanwhile) and its p(parked) for every leg
     end of ``facts``, when it was trained on their rules (else None, None)."""
-    champion = live.champion if live is not None else None
+    champion = pipeline.champion if pipeline is not None else None
     if champion is None or champion.model.rules_version != facts.rules.identity:
         return None, None
     p = facts.judged.get(champion.version)
@@ -187,11 +189,11 @@ def _model(champion: ServedModel | None) -> dict[str, Any] | None:
                                           "threshold": champion.model.threshold}
 
 
-def _car(live: Live | None, device_id: str) -> Any:
-    if live is None:
+def _car(pipeline: Pipeline | None, device_id: str) -> Any:
+    if pipeline is None:
         return None
-    body = live.answers.get(device_id)
-    return orjson.loads(body if body is not None else live.unknown_answer(device_id))
+    body = pipeline.answers.get(device_id)
+    return orjson.loads(body if body is not None else pipeline.unknown_answer(device_id))
 
 
 def _statements(con: duckdb.DuckDBPyConnection, device_id: str, ended_ms: int

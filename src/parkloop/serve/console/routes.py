@@ -53,9 +53,9 @@ def add_console(app: FastAPI, service: Service,
                         404: {"description": "no such device, rules version or model version"}})
 
     def rules_named(name: str | None) -> RulesVersion:
-        live = service.live
+        pipeline = service.pipeline
         if name is None:
-            return live.rules if live is not None else load_rules(service.default_rules,
+            return pipeline.rules if pipeline is not None else load_rules(service.default_rules,
                                                                   service.store_path)
         if name not in available(service.store_path):
             raise ApiError(404, "not_found", f"no rules version {name!r}; available: "
@@ -82,9 +82,9 @@ def add_console(app: FastAPI, service: Service,
     async def overview() -> Response:
         """The devices, the rules versions, and what is served."""
         def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-            live = service.live
-            serving = live.rules.identity if live else None
-            return {"serving": {"model_version": live.model_version if live else None,
+            pipeline = service.pipeline
+            serving = pipeline.rules.identity if pipeline else None
+            return {"serving": {"model_version": pipeline.model_version if pipeline else None,
                                 "rules_version": serving, "ready": service.ready},
                     "rules": [{"name": r["name"], "identity": r["identity"],
                                "serving": r["identity"] == serving}
@@ -102,7 +102,7 @@ def add_console(app: FastAPI, service: Service,
         def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             start = time.perf_counter()
             f = facts.of(con, device_id, rules_named(rules))
-            view = console.device_view(f, service.live, device_id, from_ms=from_ms,
+            view = console.device_view(f, service.pipeline, device_id, from_ms=from_ms,
                                        to_ms=to_ms, points=points)
             return view | {"seconds": round(time.perf_counter() - start, 4)}
         return _Json(await read(work))
@@ -113,7 +113,7 @@ def add_console(app: FastAPI, service: Service,
         """A vehicle-leg end's features, p(parked) and lineage."""
         def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             f = facts.of(con, device_id, rules_named(rules))
-            return console.leg_end_detail(con, f, service.live, device_id, ended_ms)
+            return console.leg_end_detail(con, f, service.pipeline, device_id, ended_ms)
         return _Json(await read(work))
 
     @api.get("/devices/{device_id}/diff", response_model=m.Diff)
@@ -267,8 +267,8 @@ def _counters(service: Service) -> dict[str, Any]:
                     r["count"] = int(s.value)
                 elif s.name.endswith("_sum"):
                     r["sum_s"] = s.value
-    live = service.live
+    pipeline = service.pipeline
     return {"at_ms": int(time.time() * 1000), "started_ms": service.started_ms,
             "ready": service.ready, "committed": service.committed,
-            "lag_batches": max(0, service.committed - live.watermark) if live else None,
+            "lag_batches": max(0, service.committed - pipeline.watermark) if pipeline else None,
             **by, "requests": requests}
