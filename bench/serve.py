@@ -176,7 +176,8 @@ class Server:
         return out
 
     def tail(self, chars: int = 4000) -> str:
-        self._fh.flush()
+        if not self._fh.closed:
+            self._fh.flush()
         return self.log.read_text(errors="replace")[-chars:]
 
     def stop(self) -> int | None:

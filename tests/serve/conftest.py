@@ -53,9 +53,10 @@ class Server:
     """``parkloop serve`` as a subprocess; :meth:`stop` ends it as an operator would."""
 
     def __init__(self, store: Path, *, env: dict[str, str] | None = None,
-                 loop_interval: float = 0) -> None:
+                 loop_interval: float = 0, workers: int = 2) -> None:
         """``loop_interval``: seconds between the server's loop passes (0: only on POST
-        /v1/loop/run, so that no pass competes with a test for the CPU)."""
+        /v1/loop/run, so that no pass competes with a test for the CPU); ``workers``: live
+        pipeline worker processes (two: the sharded path, whatever the machine's cores)."""
         self.store = store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -63,7 +64,7 @@ class Server:
         self._fh = self.log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "parkloop", "serve", "--store", str(store), "--port",
-             str(self.port), "--loop-interval", str(loop_interval)],
+             str(self.port), "--loop-interval", str(loop_interval), "--workers", str(workers)],
             stdout=self._fh, stderr=subprocess.STDOUT,
             env={**os.environ, "PARKLOOP_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})})
         self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

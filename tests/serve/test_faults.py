@@ -1,9 +1,11 @@
 """Faults survived through HTTP with nothing lost.
 
 kill -9: phones stream batches into ``parkloop serve`` and the whole server (its process group:
-Granian's main process and worker) is killed at a random moment, several rounds. After each
-restart, every batch the server acknowledged is stored exactly once and whole, and the answers
-equal a batch build of what is stored. The disk-full test lives in test_disk_full.py.
+Granian's main process and worker, the pipeline workers) is killed at a random moment, several
+rounds. After each restart, every batch the server acknowledged is stored exactly once and
+whole, and the answers equal a batch build of what is stored. And kill -9 of one pipeline
+worker under load: no request fails, and the worker is back with the same answers. The
+disk-full test lives in test_disk_full.py.
 """
 
 from __future__ import annotations
@@ -83,12 +85,13 @@ class Phones:
 class KillableServer:
     """``parkloop serve`` in a process group of its own, so kill -9 reaches every process."""
 
-    def __init__(self, store: Path, log_dir: Path | None = None) -> None:
+    def __init__(self, store: Path, log_dir: Path | None = None, workers: int = 2) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = ((log_dir or store.parent) / "serve.log").open("a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "parkloop", "serve", "--store", str(store), "--port",
-             self.url.rsplit(":", 1)[1], "--loop-interval", "0"], stdout=self.log,
+             self.url.rsplit(":", 1)[1], "--loop-interval", "0", "--workers", str(workers)],
+            stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PARKLOOP_ADMIN_TOKEN": ADMIN_TOKEN})
 
@@ -159,3 +162,60 @@ def test_kill_9_under_load_loses_no_acknowledged_batch(empty_store: Path) -> Non
                 got = answers[device]
                 assert (got["status"], got["lat"], got["lon"], got["p_parked"]) == (
                     want.status, want.lat, want.lon, want.p_parked), (device, upto)
+
+
+def test_kill_9_of_a_pipeline_worker_fails_no_request(empty_store: Path) -> None:
+    from parkloop.serve.shards import worker_of
+
+    phones = Phones()
+    server = KillableServer(empty_store)
+    server.caught_up()
+    phones.start(server.url)
+    deadline = time.monotonic() + 60
+    while not all(httpx.get(f"{server.url}/v1/devices/{d}/car", headers=ADMIN).status_code
+                  == 200 for d in DEVICES):  # every device known before the reads count
+        assert time.monotonic() < deadline, "devices not known"
+        time.sleep(0.05)
+    failed: list[str] = []
+    reading = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=server.url, headers=ADMIN, timeout=10) as client:
+            while not reading.is_set():
+                for d in DEVICES:
+                    r = client.get(f"/v1/devices/{d}/car")
+                    if r.status_code != 200:
+                        failed.append(f"{d}: {r.status_code} {r.text}")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        time.sleep(1.0)
+        before = httpx.get(server.url + "/readyz").json()["workers"]
+        assert [w["state"] for w in before] == ["serving", "serving"]
+        victim = before[worker_of(DEVICES[0], 2)]
+        os.kill(victim["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            now = httpx.get(server.url + "/readyz").json()["workers"][victim["worker"]]
+            if now["restarts"] == 1 and now["state"] == "serving":
+                break
+            assert time.monotonic() < deadline, f"worker not back: {now}"
+            time.sleep(0.05)
+        assert now["pid"] != victim["pid"]
+        time.sleep(0.5)  # it answers again while the phones go on
+    finally:
+        phones.stop()
+        reading.set()
+        reader.join(timeout=30)
+    upto = server.caught_up()
+    answers = server.answers()
+    server.stop()
+    assert not failed, failed[:5]
+    assert len(phones.acked) >= 6, "too little was acknowledged to prove anything"
+    with Store.open(empty_store, read_only=True) as store:
+        for device in DEVICES:
+            _, want = batch_view(store, device, upto)
+            got = answers[device]
+            assert (got["status"], got["lat"], got["lon"], got["p_parked"]) == (
+                want.status, want.lat, want.lon, want.p_parked), device

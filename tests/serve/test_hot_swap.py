@@ -37,6 +37,8 @@ class Load:
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self.versions: set[str | None] = set()
+        self.seen: list[tuple[float, float, str]] = []
+        """(sent, answered, model version) of every car answer"""
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._get_car) for _ in range(3)] + [
             threading.Thread(target=self._health), threading.Thread(target=self._post)]
@@ -63,6 +65,7 @@ class Load:
             self.failures.append(f"{method} {path}: {r.status_code} {r.text}")
         elif path.endswith("/car"):
             self.versions.add(r.json()["model_version"])
+            self.seen.append((start, time.perf_counter(), r.json()["model_version"]))
 
     def _get_car(self) -> None:
         with httpx.Client(base_url=self.server.url, headers=self.auth, timeout=10) as c:
@@ -98,15 +101,26 @@ def serving(server: Server, auth: dict[str, str], version: str, timeout: float =
 def test_publishing_under_load_swaps_with_no_failed_or_stalled_request(server: Server) -> None:
     auth = server.token(DEVICE)
     serving(server, auth, "1")
+    began: list[float] = []  # when each publish was asked for
+    seen: list[tuple[float, str]] = []  # when the device was first seen on it
     with Load(server, auth) as load:
         for version in ("2", "1", "2"):
+            began.append(time.perf_counter())
             r = httpx.post(f"{server.url}/v1/models/{version}/publish", headers=server.admin,
                            json={"reason": "hot swap test"}, timeout=30)
             assert r.status_code == 200, r.text
             serving(server, auth, version)
+            seen.append((time.perf_counter(), version))
+        began.append(time.perf_counter())
         run_cli("model", "publish", "1", "--reason", "from the CLI", store=server.store)
         serving(server, auth, "1")
     assert not load.failures, load.failures[:5]
+    for (after, version), until in zip(seen, began[1:], strict=True):
+        back = [v for sent, answered, v in load.seen if sent > after and answered < until
+                and v != version]  # once switched, never back until the next publish
+        assert not back, (f"after switching to {version}, answers of {back} came", [
+            (round(a - after, 3), round(b - after, 3), v) for a, b, v in load.seen
+            if a > after and b < until][:40], round(until - after, 3))
     assert load.versions == {"1", "2"}
     assert len(load.latencies) > 200
     slowest = max(load.latencies)

@@ -10,9 +10,9 @@ the leg ends decided by then, and the answers come from the same
 :func:`~parkloop.interpret.parking.car_answer`. Nothing here is written to the store: a
 restart replays the raw log (:meth:`Live.catch_up` from batch 0) and arrives at the same state.
 
-Threads: one thread (the server's pipeline thread) calls :meth:`Live.catch_up` and
-:meth:`Live.use`; request handlers only read :attr:`Live.answers` and :meth:`Live.view`, which
-are replaced whole, never edited in place, so a reader never sees half an update.
+A server runs one :class:`Live` per pipeline worker (:mod:`parkloop.serve.worker`), over the
+devices of its shards, fed by :meth:`Live.take`; one thread calls it. :meth:`Live.catch_up`
+reads the store itself (tests, tools). Views are replaced whole, never edited in place.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class Live:
     def model_version(self) -> str | None:
         return None if self.champion is None else self.champion.version
 
-    # --- the pipeline thread --------------------------------------------------------------
+    # --- taking in new rows (one thread) ------------------------------------------------
 
     def catch_up(self, con: duckdb.DuckDBPyConnection, *, upto: int | None = None,
                  now_ms: int | None = None, devices: str = "TRUE") -> CycleReport:

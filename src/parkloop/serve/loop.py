@@ -4,7 +4,7 @@ A pass runs in a worker process (:mod:`parkloop.loop.worker`) over a mirror of t
 (:mod:`parkloop.loop.mirror`): the server only copies the new raw batches into the mirror,
 which DuckDB does without Python, so requests keep their interpreter and the worker runs at
 a lower CPU priority. A publish or rollback by the pass goes through the registry, where the
-pipeline thread finds it within a second and swaps the champion in (no failed request).
+control thread finds it within a second and swaps the champion in (no failed request).
 A worker that dies leaves the champion serving; the server records why in the audit log.
 """
 

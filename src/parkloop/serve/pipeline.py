@@ -61,9 +61,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parkloop.serve")
 
-FEED_S = 0.1
-"""a feeder reads new batches at most this often (a read costs the API process about a
-millisecond whatever it holds; the answers follow within this plus a worker's push)"""
+FEED_S = 0.2
+"""a feeder reads new batches at most this often (a read costs the API process one to five
+DuckDB queries, 1-2 ms of its interpreter lock each, whatever it holds; the answers follow
+within this plus a worker's push)"""
 MAX_IN_FLIGHT = 2
 """takes sent to a worker and not answered yet, at most: one being pushed, one waiting"""
 ASK_TIMEOUT_S = 30.0
@@ -88,12 +89,14 @@ class Pipeline:
     """The answers of every device under one rules version, and the workers that make them.
 
     ``cursor`` gives a cursor of the store's connection (one per feeder thread);
-    ``committed`` the newest batch stored; ``on_took`` sees every worker report."""
+    ``committed`` the newest batch stored, ``signals`` the newest one holding anything but
+    fixes (None: not known); ``on_took`` sees every worker report."""
 
     def __init__(self, store: Path, rules: RulesVersion, champion: ServedModel | None,
                  artifacts: Path | None, *, workers: int,
                  cursor: Callable[[], duckdb.DuckDBPyConnection],
                  committed: Callable[[], int],
+                 signals: Callable[[], int | None] = lambda: None,
                  on_took: Callable[[Took], None] | None = None) -> None:
         if workers < 0:
             raise ValueError("workers must be 0 (a thread) or more processes")
@@ -108,6 +111,7 @@ class Pipeline:
         self._next_champion = champion
         self._cursor = cursor
         self._committed = committed
+        self._signals = signals
         self._on_took = on_took
         self._closing = threading.Event()
         self._requests = itertools.count()
@@ -333,8 +337,11 @@ class _Worker:
                 if hi <= lo:
                     continue
                 last = time.monotonic()
+                newest_signal = self.pipeline._signals()
                 try:
-                    fixes, signals = read_batches(con, lo, hi, devices=devices)
+                    fixes, signals = read_batches(
+                        con, lo, hi, devices=devices,
+                        signals=newest_signal is None or newest_signal > lo)
                 except Exception:  # the store is closing, or a bad moment: try again
                     log.exception("worker %d: reading batches %d..%d failed", self.index,
                                   lo + 1, hi)

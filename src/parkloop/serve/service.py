@@ -126,6 +126,8 @@ class Service:
         """a pipeline on new rules, replaying until it replaces :attr:`pipeline`"""
         self.committed = 0
         """the newest batch number the writer has committed"""
+        self.signals_committed: int | None = None
+        """the newest one holding anything but fixes (None: not known, before this run)"""
         self.started_ms: int | None = None
         self.new_admin_token: str | None = None
         self._store: Store | None = None
@@ -143,14 +145,14 @@ class Service:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        # the pipeline thread runs long stretches of Python: a short switch interval hands the
-        # GIL back sooner to requests and to the writer between its DuckDB calls (measured
-        # under ingestion load, commits still took 60-70 ms against 12 ms alone: the lock is
-        # contended, see docs/serving.md)
+        # requests, the writer and the feeders share the interpreter lock (and with
+        # --workers 0 the pipeline too): a short switch interval hands it back sooner to the
+        # event loop between their DuckDB calls
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.started_ms = int(time.time() * 1000)
         self._store = Store.create(self.store_path)
         self.committed = raw_watermark(self._store.con)
+        self.signals_committed = self.committed  # whatever is stored may hold any kind
         self.new_admin_token = self.tokens.ensure_admin()
         self._device_map = self.tokens.snapshot()
         self._writer = Writer(self._store, on_commit=self._committed)
@@ -214,6 +216,7 @@ class Service:
         m = self.metrics
         m.commit.observe(seconds)
         m.group.observe(len(results))
+        committed, signals = self.committed, self.signals_committed
         for r in results:
             m.batches.labels(r.status).inc()
             if r.status == "stored":
@@ -222,7 +225,12 @@ class Service:
                 for reason, n in r.reasons.items():
                     m.quarantined.labels(reason).inc(n)
                 if r.batch_no is not None:
-                    self.committed = max(self.committed, r.batch_no)
+                    committed = max(committed, r.batch_no)
+                    if any(n for kind, n in r.stored_by_kind.items() if kind != "fix"):
+                        signals = max(signals or 0, r.batch_no)
+        # in this order: a feeder that sees the new batches sees whether they hold signals
+        self.signals_committed = signals
+        self.committed = committed
         for pipeline in (self.pipeline, self._next):
             if pipeline is not None:
                 pipeline.wake()
@@ -312,7 +320,8 @@ class Service:
                 self._next.close()
             self._next = Pipeline(self.store_path, rules, champion, artifacts,
                                   workers=self.workers, cursor=self.cursor,
-                                  committed=lambda: self.committed, on_took=self._took)
+                                  committed=lambda: self.committed,
+                                  signals=lambda: self.signals_committed, on_took=self._took)
             self._next.start()
         model_version = champion.version if champion else None
         self.metrics.swaps.inc()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,8 +37,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parkloop.serve")
 
-DEFER_S = 1.0
-"""rows that cannot change an answer at once wait at most this long (seconds) to be pushed"""
+DEFER_S = 2.0
+"""rows that cannot change an answer at once wait for an idle moment; from this age on
+(seconds) they are pushed even while messages wait"""
+NICENESS = 10
+"""worker processes yield the CPU to the API process: requests first, pushes with the rest"""
 BACKLOG_STEP = 8
 """devices pushed from the backlog between two looks for new messages"""
 
@@ -136,10 +141,11 @@ def run(channel: Channel, start: Start) -> None:
 class _Worker:
     """A worker's state: its devices' live pipeline and the rows it has not pushed yet.
 
-    Rows that may change an answer at once (:meth:`Live.urgent`) are pushed as they come;
-    the others wait in the backlog, merged per device, until the worker has nothing else to
-    do or they are :data:`DEFER_S` old. Under load a device's rows are thus pushed once per
-    backlog round, not once per read: the cost follows what can change an answer."""
+    Rows that may change an answer at once (:meth:`Live.urgent`) are pushed as they come,
+    and their answers sent at once; the others wait in the backlog, merged per device, until
+    the worker has nothing else to do, or, once the oldest is :data:`DEFER_S` old, between
+    messages. Under load a device's rows are thus pushed once per backlog round, not once
+    per read: the cost follows what can change an answer."""
 
     def __init__(self, channel: Channel, live: Live) -> None:
         self.channel = channel
@@ -153,7 +159,7 @@ class _Worker:
     def run(self) -> None:
         while True:
             try:
-                if self.backlog and not self.channel.poll():
+                if self.backlog and (not self.channel.poll() or self._overdue()):
                     self._push_backlog()
                     continue
                 inbox = [self.channel.recv()]
@@ -175,7 +181,7 @@ class _Worker:
         live = self.live
         if isinstance(message, _Merged):
             now = time.monotonic()
-            push: list[str] = []
+            push: list[str] = []  # the urgent ones
             for device in sorted(set(message.fixes) | set(message.signals)):
                 rows = ({device: message.fixes[device]} if device in message.fixes else {},
                         {device: message.signals[device]} if device in message.signals else {})
@@ -186,8 +192,6 @@ class _Worker:
                 self.since.setdefault(device, (now, self.received))
                 if urgent:
                     push.append(device)
-            push += [d for d, (t, _) in self.since.items() if now - t >= DEFER_S
-                     and d not in push]
             self.received = message.upto
             report, answers = self._push(push)
             return Took(message.takes, report, answers)
@@ -200,6 +204,10 @@ class _Worker:
                 live.judged(message.device_id)
             return Reply(message.request, value)
         raise TypeError(f"a worker cannot handle {type(message).__name__}")
+
+    def _overdue(self) -> bool:
+        oldest = min((t for t, _ in self.since.values()), default=math.inf)
+        return time.monotonic() - oldest >= DEFER_S
 
     def _push_backlog(self) -> None:
         """Push the devices waiting longest (a few, then look for messages again)."""
@@ -222,6 +230,7 @@ class _Worker:
 
 def process_main(channel: Channel, start: Start) -> None:
     """A worker process's entry point."""
+    os.nice(NICENESS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         f"worker {start.worker}: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group
