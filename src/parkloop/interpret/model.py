@@ -51,6 +51,12 @@ def signed_log(x: np.ndarray) -> np.ndarray:
     return np.asarray(np.sign(x) * np.log1p(np.abs(x)))
 
 
+LEARNER_MODULES = ("sklearn.calibration", "sklearn.ensemble", "sklearn.impute",
+                   "sklearn.linear_model", "sklearn.pipeline", "sklearn.preprocessing")
+"""what a learned model's pickle imports (about a second): a server's pipeline workers import
+them once, before they fork"""
+
+
 def make_learner(learner: Learner, features: tuple[str, ...], calibration: str,
                  seed: int = 0) -> Any:
     """An unfitted estimator for a spec's learner over columns ``features``."""

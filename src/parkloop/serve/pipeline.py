@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parkloop.facts.inputs import read_batches
+from parkloop.interpret.model import LEARNER_MODULES
 from parkloop.interpret.parking import CarAnswer
 from parkloop.serve.live import answer_json
 from parkloop.serve.shards import owned_sql
@@ -442,13 +443,13 @@ _CONTEXT: Any = None
 
 
 def _context() -> Any:
-    """Workers fork from a server process that imported the pipeline's modules once
-    (``forkserver``), so a restart takes a fork, not an interpreter start and imports
-    (about 3 s here)."""
+    """Workers fork from a server process that imported the pipeline's modules and those a
+    learned model needs once (``forkserver``), so a restart takes a fork, not an interpreter
+    start and imports (about 4 s here)."""
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["parkloop.serve.worker"])
+        _CONTEXT.set_forkserver_preload(["parkloop.serve.worker", *LEARNER_MODULES])
     return _CONTEXT
 
 
