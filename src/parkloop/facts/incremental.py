@@ -25,7 +25,6 @@ from parkloop.facts.features import Signals
 from parkloop.facts.pipeline import Fixes, device_facts
 from parkloop.facts.places import PlaceState, assign
 from parkloop.facts.rules import RulesVersion
-from parkloop.facts.said import Statements
 from parkloop.facts.tables import SCHEMAS
 
 END = {"facts_stop": "finished_ms", "facts_trip": "finished_ms", "facts_leg": "finished_ms",
@@ -61,9 +60,9 @@ class DeviceStream:
         self._places = PlaceState.empty()
         self._drives = DriveHistory.empty()
         self._emitted = dict.fromkeys(KEY, NEVER)
-        self._links: list[tuple[np.ndarray, np.ndarray]] = []
-        self._acts: list[tuple[np.ndarray, np.ndarray]] = []
-        self._said = Statements.none()
+        self._signals = Signals.none()
+        """every car-link change and activity guess so far, merged in time order as they
+        arrive (the batch build's order: by time, then value), and the statements"""
         self.late = 0
         self._last_tables: dict[str, pa.Table] = {
             name: schema.empty_table() for name, schema in SCHEMAS.items()}
@@ -91,10 +90,7 @@ class DeviceStream:
         self._arrivals += int(ok.sum())
         self._fixes = _concat(self._fixes, new)
         if signals is not None:
-            self._links.append((signals.link_ms, signals.link_connected))
-            self._acts.append((signals.activity_ms, signals.activity_on_foot))
-            if len(signals.statements):
-                self._said = self._said.extend(signals.statements)
+            self._signals = _merge_signals(self._signals, signals)
         return self._run(final_until=self._max_seen - self._lateness - self._horizon)
 
     def flush(self) -> Update:
@@ -105,17 +101,10 @@ class DeviceStream:
         """The device's places as of the last push."""
         return self._last_tables["facts_place"]
 
-    def _signals(self) -> Signals:
-        if not self._links and not self._acts:
-            return Signals.none().with_statements(self._said)
-        lt, lc = _merge_sorted(self._links)
-        at, af = _merge_sorted(self._acts)
-        return Signals(lt, lc.astype(bool), at, af.astype(bool), self._said)
-
     def _run(self, final_until: int) -> Update:
         complete = None if final_until == np.iinfo(np.int64).max else \
             self._max_seen - self._lateness
-        facts = device_facts(self.device_id, self._fixes, self._signals(), self.rules,
+        facts = device_facts(self.device_id, self._fixes, self._signals, self.rules,
                              places=self._places, drives=self._drives, lateness_ms=np.inf,
                              start_ms=self._restart,
                              complete_until_ms=complete)
@@ -133,8 +122,8 @@ class DeviceStream:
             if self._restart is not None:  # rows before the restart point were settled
                 fresh &= key >= self._restart
             done = fresh & (end <= until)
-            final[name] = table.filter(pa.array(done))
-            provisional[name] = table.filter(pa.array(fresh & ~done))
+            final[name] = _rows(table, done)
+            provisional[name] = _rows(table, fresh & ~done)
             if done.any():
                 self._emitted[name] = int(key[done].max())
         provisional["facts_place"] = facts.tables["facts_place"]
@@ -152,6 +141,8 @@ class DeviceStream:
             ok &= start < open_since
         if self._restart is not None:
             ok &= start > self._restart
+        if not ok.any():
+            return
         legs = tables["facts_leg"].filter(pc.equal(tables["facts_leg"].column("mode"),
                                                    "vehicle"))
         # a leg may end inside a stop's first fixes; a stop after the leg's end is a clean
@@ -200,17 +191,37 @@ class DeviceStream:
         self._fixes = f.take(np.flatnonzero(f.t_ms >= keep_from))
 
 
+def _rows(table: pa.Table, mask: np.ndarray) -> pa.Table:
+    """The rows of ``table`` where ``mask`` holds: a slice (no copy) when they are one run,
+    as they are in these time-ordered tables."""
+    idx = np.flatnonzero(mask)
+    if len(idx) and idx[-1] - idx[0] + 1 != len(idx):
+        return table.take(pa.array(idx))
+    return table.slice(int(idx[0]) if len(idx) else 0, len(idx))
+
+
 def _concat(a: Fixes, b: Fixes) -> Fixes:
     return Fixes(*(np.concatenate([x, y]) for x, y in zip(
         (a.t_ms, a.lat, a.lon, a.accuracy_m, a.altitude_m, a.arrival),
         (b.t_ms, b.lat, b.lon, b.accuracy_m, b.altitude_m, b.arrival), strict=True)))
 
 
-def _merge_sorted(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, bool)
-    t = np.concatenate([p[0] for p in parts]).astype(np.int64)
-    v = np.concatenate([p[1] for p in parts])
+def _merge_signals(old: Signals, new: Signals) -> Signals:
+    """``old`` (merged) and ``new`` (one push's) signals, merged: new values are sorted in;
+    nothing is re-sorted when none arrive (rows equal in time and value are the same row)."""
+    link = _merge_sorted(old.link_ms, old.link_connected, new.link_ms, new.link_connected)
+    act = _merge_sorted(old.activity_ms, old.activity_on_foot, new.activity_ms,
+                        new.activity_on_foot)
+    said = old.statements.extend(new.statements) if len(new.statements) else old.statements
+    return Signals(*link, *act, said)
+
+
+def _merge_sorted(t: np.ndarray, v: np.ndarray, new_t: np.ndarray, new_v: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    if not len(new_t):
+        return t, v
+    t = np.concatenate([t, np.asarray(new_t, np.int64)])
+    v = np.concatenate([v, np.asarray(new_v, bool)])
     order = np.lexsort((v, t))
     return t[order], v[order]
 

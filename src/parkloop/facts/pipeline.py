@@ -116,7 +116,7 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
         "facts_leg_end": _table("facts_leg_end", key, len(e), {
             "ended_ms": t[e], "lat": lat[e], "lon": lon[e], "leg_started_ms": t[vehicle.start],
             "decided_ms": t[e] + int(p.features.wait_s * 1000), "place_no": history.place,
-            **{c: feats.column(c) for c in feats.column_names}}),
+            **feats}),
         "facts_place": _table("facts_place", key, len(state_after), {
             "place_no": np.arange(len(state_after)), "lat": state_after.lat,
             "lon": state_after.lon, "n_visits": state_after.visits,
@@ -175,15 +175,16 @@ def _positions(lat: np.ndarray, lon: np.ndarray, first: np.ndarray, last: np.nda
     return np.asarray(s_lat, np.float64), np.asarray(s_lon, np.float64)
 
 
+_EMPTY = {name: schema.empty_table() for name, schema in SCHEMAS.items()}
+
+
 def _table(name: str, key: dict[str, str], n: int, cols: dict[str, object]) -> pa.Table:
     schema = SCHEMAS[name]
-    arrays = {k: pa.array([v] * n, pa.string()) for k, v in key.items()}
-    for f in schema:
-        if f.name not in arrays:
-            col = cols[f.name]
-            arrays[f.name] = col.cast(f.type) if isinstance(col, pa.ChunkedArray) else \
-                pa.array(col, f.type)
-    return pa.table(arrays, schema=schema)
+    if n == 0:
+        return _EMPTY[name]
+    return pa.Table.from_arrays(
+        [pa.array([key[f.name]] * n, f.type) if f.name in key else pa.array(cols[f.name], f.type)
+         for f in schema], schema=schema)
 
 
 def _spans_table(name: str, key: dict[str, str], spans: L.Spans, t: np.ndarray,
