@@ -65,6 +65,7 @@ ENGINE_STEPS: list[tuple[Any, str, str]] = [
     (incremental.DeviceStream, "push", "push: late check, append"),
     (incremental.DeviceStream, "_run", "push: final/provisional split"),
     (incremental, "_merge_signals", "push: merge signals"),
+    (incremental.DeviceStream, "_signals", "push: merge signals"),  # before 04c1eb3
     (incremental.DeviceStream, "_advance", "push: advance restart point"),
     (incremental.DeviceStream, "_trim", "push: trim tail"),
     (incremental, "device_facts", "device_facts: glue"),
@@ -126,9 +127,12 @@ class Steps:
 
     @contextmanager
     def installed(self) -> Iterator[Steps]:
-        saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in self.steps]
+        """Steps a version of the code does not have are left out (so that the bench runs
+        on older commits too, for a before/after)."""
+        here = [(o, n, label) for o, n, label in self.steps if n in o.__dict__]
+        saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in here]
         try:
-            for owner, name, label in self.steps:
+            for owner, name, label in here:
                 setattr(owner, name, self._wrap(getattr(owner, name), label))
             yield self
         finally:

@@ -122,8 +122,8 @@ class DeviceStream:
             if self._restart is not None:  # rows before the restart point were settled
                 fresh &= key >= self._restart
             done = fresh & (end <= until)
-            final[name] = _rows(table, done)
-            provisional[name] = _rows(table, fresh & ~done)
+            final[name] = _rows(name, table, done)
+            provisional[name] = _rows(name, table, fresh & ~done)
             if done.any():
                 self._emitted[name] = int(key[done].max())
         provisional["facts_place"] = facts.tables["facts_place"]
@@ -191,13 +191,20 @@ class DeviceStream:
         self._fixes = f.take(np.flatnonzero(f.t_ms >= keep_from))
 
 
-def _rows(table: pa.Table, mask: np.ndarray) -> pa.Table:
+def _rows(name: str, table: pa.Table, mask: np.ndarray) -> pa.Table:
     """The rows of ``table`` where ``mask`` holds: a slice (no copy) when they are one run,
     as they are in these time-ordered tables."""
     idx = np.flatnonzero(mask)
-    if len(idx) and idx[-1] - idx[0] + 1 != len(idx):
+    if not len(idx):
+        return _EMPTY[name]
+    if len(idx) == table.num_rows:
+        return table
+    if idx[-1] - idx[0] + 1 != len(idx):
         return table.take(pa.array(idx))
-    return table.slice(int(idx[0]) if len(idx) else 0, len(idx))
+    return table.slice(int(idx[0]), len(idx))
+
+
+_EMPTY = {name: schema.empty_table() for name, schema in SCHEMAS.items()}
 
 
 def _concat(a: Fixes, b: Fixes) -> Fixes:
