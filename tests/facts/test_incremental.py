@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from parkloop.facts.build import read_device
 from parkloop.facts.features import Signals
-from parkloop.facts.incremental import KEY, DeviceStream
+from parkloop.facts.incremental import KEY, DeviceStream, _rows
 from parkloop.facts.pipeline import Fixes, device_facts
 from parkloop.facts.rules import RulesVersion, load_rules
-from parkloop.facts.tables import table_digest
+from parkloop.facts.tables import SCHEMAS, table_digest
 from parkloop.store import Store
 
 
@@ -134,3 +134,18 @@ def test_geolife_streams(geolife_store: Path, person: str, seed: int) -> None:
     got, s = stream(person, fixes, signals, rules, np.random.default_rng(seed), 0.5, 2000)
     assert got["facts_leg_end"].num_rows > 0
     assert_same(got, s, batch)
+
+
+@settings(max_examples=30)
+@given(mask=st.lists(st.booleans(), min_size=0, max_size=12))
+def test_rows_of_a_push_are_the_rows_the_mask_selects(mask: list[bool]) -> None:
+    """A push hands out slices where the rows are one run, else a copy: the same rows as a
+    filter either way."""
+    n = len(mask)
+    schema = SCHEMAS["facts_stop"]
+    table = pa.table({f.name: pa.array([f"d{i}" if pa.types.is_string(f.type) else i
+                                        for i in range(n)], f.type) for f in schema},
+                     schema=schema)
+    got = _rows("facts_stop", table, np.array(mask, dtype=bool))
+    assert got.schema == schema
+    assert table_digest(got) == table_digest(table.filter(pa.array(mask, pa.bool_())))
