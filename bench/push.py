@@ -5,11 +5,12 @@ Two parts, same run:
 - **engine**: :meth:`~parkloop.facts.incremental.DeviceStream.push` on its own. A device's
   stream is fed its fixes up to some point in one untimed push (its *tail* then: the fixes kept
   since the restart point), then ``--pushes`` timed pushes of ``k`` fixes each
-  (``--chunks``, default 1, 10, 100). Devices: synthetic 1 Hz phones (``drive``: an hour on the
-  road; ``parked-Nh``: a 15-minute drive, then N hours parked with 5 m of GPS noise, so the
-  open stop keeps the whole night in the tail) and simulated people (``parkloop simulate``,
+  (``--chunks``, default 1, 10, 100). Devices: synthetic 1 Hz phones (an hour on the road;
+  12 hours of errands: 15 minutes of driving, a walk, 20 minutes still, the walk back; a 15-minute
+  drive, then N hours parked with 5 m of GPS noise, so the open stop keeps the whole night in
+  the tail) and simulated people (``parkloop simulate``,
   two days; the tail as it is at noon of the second day). Reported: ms per push, us per new
-  fix, the tail, and the time split among the steps of
+  fix, the tail (the fixes a push reruns the steps on), and the time split among the steps of
   :func:`~parkloop.facts.pipeline.device_facts` and the engine's own work around it.
 - **live**: :meth:`parkloop.serve.live.Live.catch_up` over a simulated store, one raw batch
   per cycle (a device's upload: what a cycle pushes for it), with the spec's rule baseline as
@@ -169,6 +170,27 @@ def synthetic(drive_s: int, parked_s: int, seed: int) -> Fixes:
     return Fixes(t, lat, lon, np.full(n, 8.0), np.full(n, np.nan), np.arange(n))
 
 
+def errands(hours: float, seed: int) -> Fixes:
+    """A 1 Hz phone out on errands: 15 minutes of driving (12 m/s, a new heading each
+    time), a 3-minute walk away from the car (1.3 m/s), 20 minutes still, the walk back;
+    again and again, with 5 m of GPS noise."""
+    rng = np.random.default_rng(seed)
+    n = int(hours * 3600)
+    i = np.arange(n)
+    cycle = 900 + 180 + 1200 + 180
+    phase, k = i % cycle, i // cycle
+    drive = rng.uniform(0, 2 * np.pi, k[-1] + 1)[k]
+    walk = rng.uniform(0, 2 * np.pi, k[-1] + 1)[k]
+    speed = np.select([phase < 900, phase < 1080, phase < 2280], [12.0, 1.3, 0.0], -1.3)
+    heading = np.where(phase < 900, drive, walk)
+    east_m = np.cumsum(speed * np.cos(heading)) + rng.normal(0, 5, n)
+    north_m = np.cumsum(speed * np.sin(heading)) + rng.normal(0, 5, n)
+    lat = 48.0 + north_m / 111_320.0
+    lon = 11.0 + east_m / (111_320.0 * np.cos(np.radians(48.0)))
+    return Fixes(T0_MS + i.astype(np.int64) * 1000, lat, lon, np.full(n, 8.0),
+                 np.full(n, np.nan), i.astype(np.int64))
+
+
 def simulated(days: int, devices: int, seed: int, work: Path
               ) -> tuple[Path, dict[str, tuple[Fixes, Signals]]]:
     path = work / "store"
@@ -189,7 +211,8 @@ def feed(rules: RulesVersion, fixes: Fixes, signals: Signals, upto: int, k: int,
     f = fixes
     stream.push(f.t_ms[:upto], f.lat[:upto], f.lon[:upto], f.accuracy_m[:upto],
                 f.altitude_m[:upto], signals)
-    tail = len(stream._fixes)
+    soft = getattr(stream, "_soft", None)  # the soft restart point (after 95cddc9)
+    tail = len(soft.fixes if soft is not None else stream._fixes)
     took = []
     if steps is not None:
         steps.active = True
@@ -339,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     devices: dict[str, tuple[Fixes, Signals, int]] = {}
     drive = synthetic(3600 + margin, 0, args.seed)
     devices["drive 1 h, 1 Hz"] = (drive, Signals.none(), 3600)
+    trip = errands(12.0 + margin / 3600, args.seed)
+    devices["errands 12 h, 1 Hz"] = (trip, Signals.none(), 12 * 3600)
     for h in args.parked_hours:
         park = synthetic(900, int(h * 3600) + margin, args.seed)
         devices[f"parked {h:g} h, 1 Hz"] = (park, Signals.none(), 900 + int(h * 3600))

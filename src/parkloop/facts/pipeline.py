@@ -54,6 +54,9 @@ class DeviceFacts:
     legs reaching it are not settled yet"""
     clean: Fixes | None = None
     """with ``keep_clean``: the fixes the facts were made of (:func:`clean_fixes`)"""
+    open_end_ms: int | None = None
+    """start of the stop window still open after the last fix (None without fixes after
+    ``start_ms``): what ``open_since_ms`` would be if every fix had arrived"""
 
 
 def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVersion, *,
@@ -123,7 +126,8 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
             "dwell_total_s": state_after.dwell_ms / 1000.0, "first_ms": state_after.first_ms,
             "last_ms": state_after.last_ms}),
     }
-    return DeviceFacts(tables, n_late, len(t), open_since, f if keep_clean else None)
+    open_end = int(t[skip + open_first]) if len(t) > skip else None
+    return DeviceFacts(tables, n_late, len(t), open_since, f if keep_clean else None, open_end)
 
 
 def clean_fixes(fixes: Fixes, rules: RulesVersion, *, lateness_ms: float | None = None
