@@ -69,6 +69,8 @@ ENGINE_STEPS: list[tuple[Any, str, str]] = [
     (incremental.DeviceStream, "_signals", "push: merge signals"),  # before 04c1eb3
     (incremental.DeviceStream, "_advance", "push: advance restart point"),
     (incremental.DeviceStream, "_trim", "push: trim tail"),
+    (incremental.DeviceStream, "_settle", "push: soft restart point"),  # after 95cddc9
+    (getattr(incremental, "_Soft", None), "open_since", "push: soft restart point"),
     (incremental, "device_facts", "device_facts: glue"),
     (pipeline, "clean_fixes", "order + clean"),
     (pipeline, "_stops", "stops (staypoints)"),
@@ -130,7 +132,8 @@ class Steps:
     def installed(self) -> Iterator[Steps]:
         """Steps a version of the code does not have are left out (so that the bench runs
         on older commits too, for a before/after)."""
-        here = [(o, n, label) for o, n, label in self.steps if n in o.__dict__]
+        here = [(o, n, label) for o, n, label in self.steps
+                if o is not None and n in o.__dict__]
         saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in here]
         try:
             for owner, name, label in here:
