@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
 
 from parkloop.facts.drives import DRIVE_FEATURES, DriveHistory, drive_features
 from parkloop.facts.geo import haversine_m
@@ -66,8 +65,8 @@ class Signals:
 def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Segments,
                      legs: Spans, history: PlaceHistory, signals: Signals,
                      params: Params, drives: DriveHistory,
-                     motion: dict[str, np.ndarray]) -> pa.Table:
-    """One row per vehicle leg (``legs``), columns :data:`FEATURES`; ``drives``: the
+                     motion: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One value per vehicle leg (``legs``) for each of :data:`FEATURES`; ``drives``: the
     device's vehicle legs so far (earlier ones carried in, these ones included);
     ``motion``: the legs' :func:`~parkloop.facts.motion.motion_features`."""
     s, e = legs.start, legs.end
@@ -110,7 +109,7 @@ def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Se
 
     history_of_drives = drive_features(t_ms[s], lat[s], lon[s], lat[e], lon[e], drives,
                                        params.places.radius_m)
-    return pa.Table.from_pydict({
+    return {
         "leg_duration_s": duration, "leg_distance_m": distance,
         "leg_mean_speed_mps": mean_speed, "leg_max_speed_mps": _span_max(seg.smooth_mps, s, e),
         "leg_standing_share": standing,
@@ -126,7 +125,7 @@ def leg_end_features(t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray, seg: Se
         **motion, **history_of_drives,
         **said_features(t_ms[s], lat[s], lon[s], t_end, lat[e], lon[e], decided,
                         signals.statements, drives),
-    })
+    }
 
 
 def _span_max(x: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -54,6 +54,9 @@ class DeviceFacts:
     legs reaching it are not settled yet"""
     clean: Fixes | None = None
     """with ``keep_clean``: the fixes the facts were made of (:func:`clean_fixes`)"""
+    open_end_ms: int | None = None
+    """start of the stop window still open after the last fix (None without fixes after
+    ``start_ms``): what ``open_since_ms`` would be if every fix had arrived"""
 
 
 def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVersion, *,
@@ -116,14 +119,15 @@ def device_facts(device_id: str, fixes: Fixes, signals: Signals, rules: RulesVer
         "facts_leg_end": _table("facts_leg_end", key, len(e), {
             "ended_ms": t[e], "lat": lat[e], "lon": lon[e], "leg_started_ms": t[vehicle.start],
             "decided_ms": t[e] + int(p.features.wait_s * 1000), "place_no": history.place,
-            **{c: feats.column(c) for c in feats.column_names}}),
+            **feats}),
         "facts_place": _table("facts_place", key, len(state_after), {
             "place_no": np.arange(len(state_after)), "lat": state_after.lat,
             "lon": state_after.lon, "n_visits": state_after.visits,
             "dwell_total_s": state_after.dwell_ms / 1000.0, "first_ms": state_after.first_ms,
             "last_ms": state_after.last_ms}),
     }
-    return DeviceFacts(tables, n_late, len(t), open_since, f if keep_clean else None)
+    open_end = int(t[skip + open_first]) if len(t) > skip else None
+    return DeviceFacts(tables, n_late, len(t), open_since, f if keep_clean else None, open_end)
 
 
 def clean_fixes(fixes: Fixes, rules: RulesVersion, *, lateness_ms: float | None = None
@@ -175,15 +179,16 @@ def _positions(lat: np.ndarray, lon: np.ndarray, first: np.ndarray, last: np.nda
     return np.asarray(s_lat, np.float64), np.asarray(s_lon, np.float64)
 
 
+_EMPTY = {name: schema.empty_table() for name, schema in SCHEMAS.items()}
+
+
 def _table(name: str, key: dict[str, str], n: int, cols: dict[str, object]) -> pa.Table:
     schema = SCHEMAS[name]
-    arrays = {k: pa.array([v] * n, pa.string()) for k, v in key.items()}
-    for f in schema:
-        if f.name not in arrays:
-            col = cols[f.name]
-            arrays[f.name] = col.cast(f.type) if isinstance(col, pa.ChunkedArray) else \
-                pa.array(col, f.type)
-    return pa.table(arrays, schema=schema)
+    if n == 0:
+        return _EMPTY[name]
+    return pa.Table.from_arrays(
+        [pa.array([key[f.name]] * n, f.type) if f.name in key else pa.array(cols[f.name], f.type)
+         for f in schema], schema=schema)
 
 
 def _spans_table(name: str, key: dict[str, str], spans: L.Spans, t: np.ndarray,

@@ -17,6 +17,7 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -97,9 +98,10 @@ class RulesVersion:
     params: Params
     source: Path
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        """SHA-256 of the canonical parameters and the engine version."""
+        """SHA-256 of the canonical parameters and the engine version (computed once: the
+        parameters are frozen, and every fact row carries it)."""
         canonical = json.dumps({"engine": ENGINE_VERSION, "params": _canonical(
             self.params.model_dump(exclude={"description"}))}, sort_keys=True,
             separators=(",", ":"))
