@@ -7,6 +7,7 @@ MLflow and no store access on the way.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pyarrow as pa
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from parkloop.errors import ModelError
 from parkloop.interpret.baseline import ThresholdRule
@@ -24,13 +25,21 @@ MODEL_FILE = "model.joblib"
 CALIBRATION_FOLDS = 3
 
 
-def one_thread() -> threadpool_limits:
+_controller: tuple[int, ThreadpoolController] | None = None
+
+
+def one_thread() -> Any:
     """A context in which native thread pools (OpenMP in gradient boosting) use one thread.
 
     parkloop's training sets are small (thousands of rows): threads buy nothing there, and
     on a busy machine OpenMP's spinning workers made one boosting fit of 150 rows take 6 s
-    instead of 0.1 s. Train and score inside it."""
-    return threadpool_limits(limits=1, user_api="openmp")
+    instead of 0.1 s. Train and score inside it. Finding the loaded thread pools takes 1-3
+    ms (every shared library is inspected), so it is done again only after new modules were
+    imported: the live pipeline scores many times a second."""
+    global _controller
+    if _controller is None or _controller[0] != len(sys.modules):
+        _controller = len(sys.modules), ThreadpoolController()
+    return _controller[1].limit(limits=1, user_api="openmp")
 
 
 def _column(table: pa.Table, name: str, missing: float) -> np.ndarray:
