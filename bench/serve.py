@@ -135,6 +135,7 @@ class Server:
             stdout=self._fh, stderr=subprocess.STDOUT,
             env={**os.environ, "PARKLOOP_ADMIN_TOKEN": admin_token})
         self.client = httpx.Client(base_url=self.url, timeout=30.0)
+        self.tokens: dict[str, str] = {}
 
     def wait_ready(self, timeout: float = 120.0) -> float:
         """Seconds until ``/readyz`` answers 200."""
@@ -160,11 +161,14 @@ class Server:
         return list(tree_cpu(self.proc.pid))
 
     def register(self, device_id: str) -> str:
-        """Register ``device_id`` through the admin API; its token."""
-        r = self.client.post("/v1/devices", json={"device_id": device_id}, headers=self.admin)
-        if r.status_code != 201:
-            raise SystemExit(f"registering {device_id}: {r.status_code} {r.text}")
-        return str(r.json()["token"])
+        """Register ``device_id`` through the admin API (once a run); its token."""
+        if device_id not in self.tokens:
+            r = self.client.post("/v1/devices", json={"device_id": device_id},
+                                 headers=self.admin)
+            if r.status_code != 201:
+                raise SystemExit(f"registering {device_id}: {r.status_code} {r.text}")
+            self.tokens[device_id] = str(r.json()["token"])
+        return self.tokens[device_id]
 
     def metrics(self) -> dict[str, float]:
         """``/metrics`` as series -> value (series with their labels, as printed)."""

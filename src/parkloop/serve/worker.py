@@ -157,11 +157,15 @@ class _Worker:
         """device -> when its oldest row in the backlog came, and the batch before it"""
 
     def run(self) -> None:
+        read_first = False  # after an overdue backlog step, what waits is read first
         while True:
             try:
-                if self.backlog and (not self.channel.poll() or self._overdue()):
+                waiting = self.channel.poll()
+                if self.backlog and (not waiting or (self._overdue() and not read_first)):
                     self._push_backlog()
+                    read_first = waiting
                     continue
+                read_first = False
                 inbox = [self.channel.recv()]
                 while self.channel.poll():
                     inbox.append(self.channel.recv())
