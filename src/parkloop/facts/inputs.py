@@ -40,6 +40,8 @@ KIND_FIX, KIND_LINK, KIND_ACTIVITY, KIND_LABEL, KIND_FEEDBACK = 0, 1, 2, 3, 4
 
 Columns = Mapping[str, Any]
 """one kind's columns by name (NumPy arrays, masked where a column has NULLs)"""
+Read = tuple[dict[str, Fixes], dict[str, Signals]]
+"""what :func:`read_batches` gives: fixes and signals by device"""
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def read_device(store: Store | None, device_id: str,
 
 
 def read_batches(con: duckdb.DuckDBPyConnection, lo: int, hi: int, *, devices: str = "TRUE",
-                 signals: bool = True) -> tuple[dict[str, Fixes], dict[str, Signals]]:
+                 signals: bool = True) -> Read:
     """Fixes and signals (with statements) of batches ``lo < batch_no <= hi``, by device, in
     the order :func:`read_device` gives them; a device without any gets no entry.
     ``devices``: a DuckDB predicate on ``device_id`` that picks the devices to read (a pipeline
@@ -138,9 +140,7 @@ def read_batches(con: duckdb.DuckDBPyConnection, lo: int, hi: int, *, devices: s
     return fixes, by_device
 
 
-def merge_reads(earlier: tuple[dict[str, Fixes], dict[str, Signals]],
-                later: tuple[dict[str, Fixes], dict[str, Signals]]
-                ) -> tuple[dict[str, Fixes], dict[str, Signals]]:
+def merge_reads(earlier: Read, later: Read) -> Read:
     """Two :func:`read_batches` of consecutive ranges as one read of both ranges gives them:
     fixes in arrival order, signals in time order, statements in canonical order."""
     fixes = dict(earlier[0])
@@ -216,7 +216,27 @@ def _groups(devices: Any) -> list[tuple[str, slice]]:
     return [(str(d[s]), slice(int(s), int(e))) for s, e in zip(starts, ends, strict=True)]
 
 
-__all__ = ["ACTIVITY", "FEEDBACK", "FIX", "KIND_ACTIVITY", "KIND_FEEDBACK", "KIND_FIX",
-           "KIND_LABEL", "KIND_LINK", "LABEL", "LINK", "SOURCES", "Source", "arrow_inputs",
-           "device_inputs", "fixes_of", "merge_reads", "nullable_floats", "raw_watermark",
-           "read_batches", "read_device", "signals_of"]
+__all__ = [
+    "ACTIVITY",
+    "FEEDBACK",
+    "FIX",
+    "KIND_ACTIVITY",
+    "KIND_FEEDBACK",
+    "KIND_FIX",
+    "KIND_LABEL",
+    "KIND_LINK",
+    "LABEL",
+    "LINK",
+    "SOURCES",
+    "Read",
+    "Source",
+    "arrow_inputs",
+    "device_inputs",
+    "fixes_of",
+    "merge_reads",
+    "nullable_floats",
+    "raw_watermark",
+    "read_batches",
+    "read_device",
+    "signals_of",
+]

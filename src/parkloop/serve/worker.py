@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from parkloop.facts.inputs import merge_reads
+from parkloop.facts.inputs import Read, merge_reads
 from parkloop.facts.rules import load_rules
 from parkloop.interpret.model import ParkedModel
 from parkloop.serve.live import CycleReport, Live, ServedModel
@@ -152,7 +152,7 @@ class _Worker:
         self.live = live
         self.received = 0
         """the newest batch received"""
-        self.backlog: dict[str, tuple[dict[str, Fixes], dict[str, Signals]]] = {}
+        self.backlog: dict[str, Read] = {}
         self.since: dict[str, tuple[float, int]] = {}
         """device -> when its oldest row in the backlog came, and the batch before it"""
 
