@@ -123,7 +123,8 @@ def free_port() -> int:
 class Server:
     """``parkloop serve`` in a subprocess, its output in ``log``."""
 
-    def __init__(self, store: Path, log: Path, admin_token: str, workers: int | None) -> None:
+    def __init__(self, store: Path, log: Path, admin_token: str, workers: int | None = None
+                 ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
