@@ -17,7 +17,7 @@ from parkloop.interpret.spec import SHIPPED, load_spec
 from parkloop.interpret.train import train
 from parkloop.simulate import simulate
 from parkloop.store import Store
-from tests.conftest import seed_registry
+from tests.conftest import once, seed_registry
 
 DEVICES, DAYS, LABEL_SHARE = 12, 7, 0.6
 SHIFT_START = date(2025, 3, 10)
@@ -55,31 +55,38 @@ def small_spec() -> str:
 
 
 @pytest.fixture(scope="session")
-def default_champion(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
+def default_champion(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path,
+                     compiled_kernels: None) -> Path:
     """A store: twelve people of the default scenario for a week, and version 1 trained on
-    them and published (copy it before use)."""
-    store = tmp_path_factory.mktemp("loop") / "store"
-    with Store.create(store) as s:
-        simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE)
-        seed_registry(store, mlflow_db)
-        (store / "specs").mkdir()
-        (store / "specs" / "parked.toml").write_text(small_spec())
-        (store / "loop.toml").write_text(LOOP_TOML)
-        assert train(s, Registry(store), load_spec("parked", store), publish=True).published
-    return store
+    them and published, made once per run (copy it before use)."""
+
+    def make(where: Path) -> None:
+        store = where / "store"
+        with Store.create(store) as s:
+            simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE)
+            seed_registry(store, mlflow_db)
+            (store / "specs").mkdir()
+            (store / "specs" / "parked.toml").write_text(small_spec())
+            (store / "loop.toml").write_text(LOOP_TOML)
+            assert train(s, Registry(store), load_spec("parked", store), publish=True).published
+
+    return once(tmp_path_factory, "loop", make) / "store"
 
 
 @pytest.fixture(scope="session")
 def shifted(default_champion: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """:func:`default_champion` after twelve people of the shifted scenario sent their next
-    week (copy it before use)."""
-    store = tmp_path_factory.mktemp("loop-shifted") / "store"
-    shutil.copytree(default_champion, store)
-    with Store.open(store) as s:
-        simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE, scenario="shifted",
-                 start=SHIFT_START)
-        build(s, load_rules(load_spec("parked", store).rules, store))  # once, not per copy
-    return store
+    week, made once per run (copy it before use)."""
+
+    def make(where: Path) -> None:
+        store = where / "store"
+        shutil.copytree(default_champion, store)
+        with Store.open(store) as s:
+            simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE,
+                     scenario="shifted", start=SHIFT_START)
+            build(s, load_rules(load_spec("parked", store).rules, store))  # once, not per copy
+
+    return once(tmp_path_factory, "loop-shifted", make) / "store"
 
 
 @pytest.fixture
