@@ -18,8 +18,9 @@ from hypothesis import settings
 
 from parkloop.store import Store
 
-pytest_plugins = ["tests.loop.stores"]
-"""the stores with trained champions (the loop's and the console's tests)"""
+pytest_plugins = ["tests.loop.stores", "tests.browser"]
+"""the stores with trained champions (the loop's and the console's tests), and Chromium (the
+driver's page's and the console's)"""
 
 # compiled kernels take a while on their first call: time budgets belong in bench/, not here
 settings.register_profile("parkloop", deadline=None)
