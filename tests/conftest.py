@@ -42,14 +42,16 @@ says so with ``pytestmark``); each tier runs alone with ``pytest -m NAME``"""
 
 
 LONGEST = (
-    "tests/console/test_views.py", "tests/serve/test_schemathesis.py", "tests/facts/test_spark.py",
-    "tests/loop/test_server_loop.py", "tests/facts/test_cpu_determinism.py",
-    "tests/serve/test_live.py", "tests/loop/test_scenario.py", "tests/loop/test_personal.py",
-    "tests/serve/test_faults.py", "tests/serve/test_api.py", "tests/facts/test_incremental.py",
-    "tests/serve/test_hot_swap.py", "tests/interpret/test_signals.py", "tests/app/test_page.py",
-    "tests/simulate/test_stream_feedback.py",
+    "tests/console/test_views.py", "tests/serve/test_schemathesis.py",
+    "tests/loop/test_server_loop.py", "tests/facts/test_spark.py",
+    "tests/facts/test_cpu_determinism.py", "tests/serve/test_live.py",
+    "tests/loop/test_personal.py", "tests/serve/test_faults.py",
+    "tests/facts/test_incremental.py", "tests/serve/test_api.py", "tests/app/test_page.py",
+    "tests/simulate/test_stream_feedback.py", "tests/serve/test_console_api.py",
+    "tests/interpret/test_signals.py", "tests/serve/test_tokens.py", "tests/test_cli.py",
+    "tests/test_startup_errors.py", "tests/serve/test_hot_swap.py",
 )
-"""the test files that take longest (30-130 s each on 2 cores), longest first: pytest-xdist
+"""the test files that take longest (20-130 s each on 2 cores), longest first: pytest-xdist
 hands out whole files in collection order (``--no-loadscope-reorder``), so these start first
 and the short files fill in at the end, leaving no core idle while one long file finishes (a
 file missing here only runs in its place in the tree)"""
@@ -73,9 +75,16 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, meanwhile: Callable[[], object] | None = None) -> Iterator[None]:
+    """Hold the lock file ``path``; if another process holds it, call ``meanwhile`` first,
+    then wait."""
     with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if meanwhile is not None:
+                meanwhile()
+            fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -89,33 +98,27 @@ def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _being_made(tmp_path_factory: pytest.TempPathFactory, name: str) -> bool:
-    """Whether another worker is making ``name`` right now."""
-    with (_shared_root(tmp_path_factory) / f"{name}.lock").open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
-
-
 def once(tmp_path_factory: pytest.TempPathFactory, name: str,
-         make: Callable[[Path], object]) -> Path:
+         make: Callable[[Path], object], meanwhile: Callable[[], object] | None = None) -> Path:
     """The directory ``name`` that ``make(directory)`` filled, once for the whole run: under
     pytest-xdist the first worker to ask makes it in the run's common temporary directory,
-    under a file lock, and the others wait for it and reuse it (pytest-xdist's documented
-    pattern); without xdist, once for the session. What it holds is shared: open it read-only
-    or copy it before writing to it."""
+    under a file lock, and the others (after ``meanwhile``, if given) wait for it and reuse
+    it (pytest-xdist's documented pattern); without xdist, once for the session. What it
+    holds is shared: open it read-only or copy it before writing to it."""
     root = _shared_root(tmp_path_factory)
     path, done = root / name, root / f"{name}.done"
-    with _locked(root / f"{name}.lock"):
+    with _locked(root / f"{name}.lock", meanwhile):
         if not done.exists():
             shutil.rmtree(path, ignore_errors=True)  # a worker that failed half way
             path.mkdir()
             make(path)
             done.touch()
     return path
+
+
+WHILE_COMPILING = ("mlflow_db", "sim_store_path", "geolife_mini_store")
+"""what needs no compiled kernel: made, where the run needs it, by a worker waiting for another
+to compile them"""
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -126,13 +129,17 @@ def compiled_kernels(tmp_path_factory: pytest.TempPathFactory,
     every xdist worker, and every server or CLI process a test starts before the cache is
     written, would compile the same kernels side by side. One worker compiles them here (a
     small build; half a second once they are cached); another, rather than wait idle, first
-    makes the MLflow database if the run needs it; then both, and every process started
+    makes what the run needs of :data:`WHILE_COMPILING`; then both, and every process started
     after, load the kernels from the cache."""
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) < 2:
         return  # one process: nothing compiles twice
-    if _being_made(tmp_path_factory, "compiled-kernels") and any(
-            "mlflow_db" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        request.getfixturevalue("mlflow_db")
+
+    def make_the_rest() -> None:
+        needed = {name for item in request.session.items
+                  for name in getattr(item, "fixturenames", ())}
+        for name in WHILE_COMPILING:
+            if name in needed and (name != "geolife_mini_store" or GEOLIFE_MINI.is_file()):
+                request.getfixturevalue(name)
 
     def compile_them(where: Path) -> None:
         from parkloop.facts.build import build
@@ -153,11 +160,11 @@ def compiled_kernels(tmp_path_factory: pytest.TempPathFactory,
                         signals if part.start == 0 else None)
         stream.flush()
 
-    once(tmp_path_factory, "compiled-kernels", compile_them)
+    once(tmp_path_factory, "compiled-kernels", compile_them, make_the_rest)
 
 
 @pytest.fixture(scope="session")
-def sim_store_path(tmp_path_factory: pytest.TempPathFactory, compiled_kernels: None) -> Path:
+def sim_store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small simulated store (both scenarios), made once per test run; copy it before
     writing to it."""
 

@@ -11,8 +11,7 @@ from tests.facts.facts_digest import zip_digest
 
 
 @pytest.fixture(scope="session")
-def mini_facts_digest(geolife_mini: Path, tmp_path_factory: pytest.TempPathFactory,
-                      compiled_kernels: None) -> str:
+def mini_facts_digest(geolife_mini: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The digest of geolife-mini's facts (both shipped rules), built here with the host's
     CPU features, once per run."""
 

@@ -55,8 +55,7 @@ def small_spec() -> str:
 
 
 @pytest.fixture(scope="session")
-def default_champion(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path,
-                     compiled_kernels: None) -> Path:
+def default_champion(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
     """A store: twelve people of the default scenario for a week, and version 1 trained on
     them and published, made once per run (copy it before use)."""
 
