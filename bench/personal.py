@@ -21,8 +21,6 @@ would meet them:
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import shutil
 import signal
@@ -40,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from parkloop.interpret.endtoend import end_to_end
+from parkloop.interpret.speaking import Label, feedback, label_lines, read_parked
 from parkloop.interpret.views import warm_cutoff
 from parkloop.store import Store
 
@@ -47,11 +46,7 @@ DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "geolife"
     "geolife-dev.zip"
 HELD = "167,126,062,125,082"
 """people with car and other labels, not the two who hold most car ends"""
-NEAR_MS = 300_000
 ADMIN = "bench-admin-token-0123456789abcdef"
-
-Label = tuple[str, int, int, int, str]
-"""device, said at, start, end, mode (ms)"""
 
 
 def cli(*args: str | Path, store: Path) -> str:
@@ -80,42 +75,6 @@ def read_labels(path: Path, device: str) -> list[Label]:
     return sorted(out, key=lambda r: (r[0], r[3]))
 
 
-def said_parked(early: list[Label], device: str, t_ms: int) -> bool | None:
-    """What the person answers about a parking answer at ``t_ms``, from what they labelled:
-    yes near a car segment's end, no near another mode's end or inside its span, None where
-    no label of theirs reaches."""
-    for d, _, _, end, mode in early:
-        if d == device and abs(end - t_ms) <= NEAR_MS:
-            return mode == "car"
-    if any(d == device and start < t_ms < end and mode != "car"
-           for d, _, start, end, mode in early):
-        return False
-    return None
-
-
-def label_lines(labels: list[Label], part: str) -> str:
-    """JSON Lines batches of label events, one a device."""
-    out = []
-    for device in sorted({d for d, *_ in labels}):
-        events = [{"kind": "label", "t": t, "start": s, "end": e, "mode": m}
-                  for d, t, s, e, m in labels if d == device]
-        out.append(json.dumps({"device_id": device, "batch_id": f"labels-{part}",
-                               "events": events}))
-    return "\n".join(out) + "\n"
-
-
-def exported(path: Path) -> pa.Table:
-    """`parkloop export parked`'s rows as events: device_id, t_ms, lat, lon."""
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh))
-    return pa.table({
-        "device_id": pa.array([r["device_id"] for r in rows], pa.string()),
-        "t_ms": pa.array([int(datetime.fromisoformat(r["parked_at"]).timestamp() * 1000)
-                          for r in rows], pa.int64()),
-        "lat": pa.array([float(r["lat"]) for r in rows], pa.float64()),
-        "lon": pa.array([float(r["lon"]) for r in rows], pa.float64())})
-
-
 def send_feedback(store: Path, cold: pa.Table, early: list[Label],
                   cutoff: dict[str, int]) -> tuple[int, int]:
     """Each held-out person's word on their early cold answers, through a real server's
@@ -141,24 +100,16 @@ def send_feedback(store: Path, cold: pa.Table, early: list[Label],
             if proc.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"the server did not start: see {log.name}")
             time.sleep(0.2)
-        rows = cold.to_pylist()
         for device in sorted(cutoff):
             r = httpx.post(url + "/v1/devices", json={"device_id": device}, timeout=30,
                            headers={"Authorization": f"Bearer {ADMIN}"})
             r.raise_for_status()
             token = {"Authorization": f"Bearer {r.json()['token']}"}
-            for row in rows:
-                if row["device_id"] != device or row["t_ms"] > cutoff[device]:
-                    continue
-                right = said_parked(early, device, row["t_ms"])
-                if right is None:
-                    continue  # in time nobody labelled: the person's word is not known
+            for body in feedback(cold, early, device, cutoff[device]):
                 r = httpx.post(f"{url}/v1/devices/{device}/feedback", headers=token, timeout=30,
-                               json={"parked_at": row["t_ms"], "lat": row["lat"],
-                                     "lon": row["lon"], "parked": right,
-                                     "t": row["t_ms"] + 3_600_000})
+                               json=body)
                 r.raise_for_status()
-                yes, no = yes + right, no + (not right)
+                yes, no = yes + bool(body["parked"]), no + (not body["parked"])
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -203,14 +154,14 @@ def main() -> None:
         shutil.rmtree(data)
         print(cli("model", "train", "--publish", store=store)[-1500:], flush=True)
         cli("export", "parked", "--out", work / "cold.csv", store=store)
-        cold = exported(work / "cold.csv")
+        cold = read_parked(work / "cold.csv")
         (work / "early.jsonl").write_text(label_lines(early, "early"))
         cli("import", "events", work / "early.jsonl", store=store)
         yes, no = send_feedback(store, cold, early, cutoff)
         print(f"  feedback through the API: {yes} yes, {no} no", flush=True)
         print(cli("loop", "run", store=store)[-2500:], flush=True)
         cli("export", "parked", "--out", work / "warm.csv", store=store)
-        warm = exported(work / "warm.csv")
+        warm = read_parked(work / "warm.csv")
         (work / "later.jsonl").write_text(label_lines(later, "later"))
         cli("import", "events", work / "later.jsonl", store=store)
         with Store.open(store, read_only=True) as s:

@@ -1,27 +1,22 @@
 """The driver's page in a real browser: Debian's Chromium on a phone's screen, driven by
 Playwright with emulated geolocation and a controlled clock, against a real ``parkloop serve``
-over a store whose champion is a rule model (tests/serve's). Without Chromium these tests skip,
-unless ``PARKLOOP_REQUIRE_BROWSER`` is set (as in CI). Screenshots go to
-``test-artifacts/app/`` (or ``$PARKLOOP_ARTIFACTS/app/``).
+over a store whose champion is a rule model (tests/serve's). Chromium and what a page may not
+do: tests/browser.py. Screenshots go to ``test-artifacts/app/``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, ClassVar
 
 import pytest
 
-from tests.console.conftest import PHONE, ROOT, browser  # noqa: F401 (a fixture)
+from tests.browser import PHONE, Tab
 from tests.serve.conftest import Server, registry_template  # noqa: F401 (a fixture)
-
-ARTIFACTS = Path(os.environ.get("PARKLOOP_ARTIFACTS", ROOT / "test-artifacts")) / "app"
 
 
 @pytest.fixture(scope="module")
@@ -38,32 +33,19 @@ def app_server(registry_template: Path,  # noqa: F811 (the fixture imported abov
 
 
 @dataclass
-class Phone:
+class Phone(Tab):
     """One browser context on a phone's screen, and what its page asked of the network."""
 
-    context: Any
-    page: Any
-    server: Server
-    foreign: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    SUITE: ClassVar[str] = "app"
+    context: Any = None
     failed: list[str] = field(default_factory=list)
     """POST bodies' ids of requests that got no answer (offline, or an answer lost)"""
     lose_next: set[str] = field(default_factory=set)
     """routes ("events", "feedback") whose next answer is lost after the server stored it"""
 
-    def shot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
-
-    def fits(self) -> bool:
-        return bool(self.page.evaluate(
-            "document.documentElement.scrollWidth <= window.innerWidth + 1"))
-
 
 @contextmanager
-def phone(browser: Any, server: Server, *,  # noqa: F811 (the fixture imported above)
+def phone(browser: Any, server: Server, *,
           at: tuple[float, float] = (48.1372, 11.5756)) -> Iterator[Phone]:
     """A fresh phone-sized context that may use geolocation (emulated, at ``at``); on
     leaving, no request may have gone elsewhere than the server and the page may have logged
@@ -73,13 +55,11 @@ def phone(browser: Any, server: Server, *,  # noqa: F811 (the fixture imported a
                                   geolocation={"latitude": at[0], "longitude": at[1],
                                                "accuracy": 8})
     page = context.new_page()
-    p = Phone(context, page, server)
-    local = urlparse(server.url).netloc
+    p = Phone(page, server, context=context)
 
     def route(r: Any) -> None:
         url = r.request.url
-        if not (urlparse(url).netloc == local or url.startswith(("data:", "blob:"))):
-            p.foreign.append(url)
+        if not p.at_home(url):
             r.abort()
             return
         what = url.rsplit("/", 1)[-1]
@@ -92,7 +72,6 @@ def phone(browser: Any, server: Server, *,  # noqa: F811 (the fixture imported a
 
     page.route("**/*", route)
     page.on("requestfailed", lambda r: p.failed.append(_id(r)) if r.method == "POST" else None)
-    page.on("pageerror", lambda exc: p.errors.append(str(exc)))
     # a request that failed (offline, refused) is logged by Chromium itself, not by the page
     page.on("console", lambda m: p.errors.append(m.text) if m.type == "error" and
             not m.text.startswith("Failed to load resource") else None)
@@ -100,8 +79,7 @@ def phone(browser: Any, server: Server, *,  # noqa: F811 (the fixture imported a
         yield p
     finally:
         context.close()
-    assert p.foreign == [], f"the page asked for outside addresses: {p.foreign}"
-    assert p.errors == [], f"the page logged errors: {p.errors}"
+    p.check()
 
 
 def _id(request: Any) -> str:

@@ -1,64 +1,24 @@
 """The console in a real browser: Debian's Chromium, driven by Playwright, against a real
-``parkloop serve`` over a store where the loop has retrained and published.
-
-Chromium comes from the system (``apt-get install chromium``; `.ci/run` installs it), never
-downloaded by Playwright. Without it these tests skip, unless ``PARKLOOP_REQUIRE_BROWSER`` is
-set (as in CI), where they fail. Screenshots go to ``test-artifacts/console/`` (or
-``$PARKLOOP_ARTIFACTS/console/``).
+``parkloop serve`` over a store where the loop has retrained and published. Chromium and what
+a page may not do: tests/browser.py. Screenshots go to ``test-artifacts/console/``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
 from parkloop.loop.run import run_pass
 from parkloop.store import Store
+from tests.browser import LAPTOP, PHONE, Tab
 from tests.serve.conftest import ADMIN_TOKEN, Server
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("PARKLOOP_ARTIFACTS", ROOT / "test-artifacts")) / "console"
-LAPTOP = {"width": 1366, "height": 768}
-PHONE = {"width": 390, "height": 844}
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-    # this machine has no internet: without these, Chromium's own background connections
-    # are refused many at a time
-    "--disable-background-networking", "--disable-component-update", "--disable-quic",
-]
-
-
-def chromium() -> str:
-    path = os.environ.get("PARKLOOP_CHROMIUM") or shutil.which("chromium") or \
-        shutil.which("chromium-browser")
-    if path is None:
-        message = "no Chromium here: `apt-get install chromium` (or set PARKLOOP_CHROMIUM)"
-        if os.environ.get("PARKLOOP_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Chromium for one test module: Playwright's sync API keeps an event loop running in
-    the main thread while it is open, which later tests calling asyncio.run() cannot share."""
-    from playwright.sync_api import sync_playwright
-
-    path = chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="session")
@@ -86,14 +46,12 @@ def console_server(console_store: Path) -> Iterator[Server]:
 
 
 @dataclass
-class Console:
+class Console(Tab):
     """One browser page signed in to the console, and what it asked the network for."""
 
-    page: Any
-    server: Server
-    name: str
-    foreign: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    SUITE: ClassVar[str] = "console"
+    name: str = ""
+    """the screen's name, in the screenshots' names"""
 
     def open(self, hash_: str) -> None:
         self.page.goto(f"{self.server.url}/console/{hash_}")
@@ -106,15 +64,7 @@ class Console:
         return r.json()
 
     def shot(self, view: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{view}-{self.name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
-
-    def fits(self) -> bool:
-        """No sideways scrolling of the page (tables scroll inside their own box)."""
-        return bool(self.page.evaluate(
-            "document.documentElement.scrollWidth <= window.innerWidth + 1"))
+        return super().shot(f"{view}-{self.name}")
 
 
 @contextmanager
@@ -125,19 +75,9 @@ def console_page(browser: Any, server: Server, name: str, viewport: dict[str, in
     context = browser.new_context(viewport=viewport, device_scale_factor=1,
                                   is_mobile=viewport is PHONE, has_touch=viewport is PHONE)
     page = context.new_page()
-    c = Console(page, server, name)
-    local = urlparse(server.url).netloc
-
-    def guard(route: Any) -> None:
-        url = route.request.url
-        if urlparse(url).netloc == local or url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            c.foreign.append(url)
-            route.abort()
-
-    page.route("**/*", guard)
-    page.on("pageerror", lambda exc: c.errors.append(str(exc)))
+    c = Console(page, server, name=name)
+    page.route("**/*", lambda route: route.continue_() if c.at_home(route.request.url)
+               else route.abort())
     page.on("console", lambda m: c.errors.append(m.text) if m.type == "error" else None)
     page.goto(f"{server.url}/console/")
     page.fill("#token", ADMIN_TOKEN)
@@ -147,8 +87,7 @@ def console_page(browser: Any, server: Server, name: str, viewport: dict[str, in
         yield c
     finally:
         context.close()
-    assert c.foreign == [], f"the page asked for outside addresses: {c.foreign}"
-    assert c.errors == [], f"the page logged errors: {c.errors}"
+    c.check()
 
 
 @pytest.fixture(scope="module", params=[("laptop", LAPTOP), ("phone", PHONE)],

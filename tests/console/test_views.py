@@ -10,7 +10,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.console.conftest import LAPTOP, Console, console_page
+from tests.browser import LAPTOP
+from tests.console.conftest import Console, console_page
 from tests.serve.conftest import Server
 
 

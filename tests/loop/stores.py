@@ -1,6 +1,8 @@
 """Stores whose champion was trained on the simulator's default scenario, for the loop's and
 the console's tests (a plugin of tests/conftest.py), and the small spec and thresholds they
-declare (the shipped ones need more data than a test can simulate in seconds)."""
+declare (the shipped ones need more data than a test can simulate in seconds). The product's
+modules are imported where used: a plugin is imported before anything runs, in pytest-xdist's
+controller too, which runs no test."""
 
 from __future__ import annotations
 
@@ -10,14 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from parkloop.facts.build import build
-from parkloop.facts.rules import load_rules
-from parkloop.interpret.registry import Registry
-from parkloop.interpret.spec import SHIPPED, load_spec
-from parkloop.interpret.train import train
-from parkloop.simulate import simulate
-from parkloop.store import Store
-from tests.conftest import seed_registry
+from tests.conftest import once, seed_registry
 
 DEVICES, DAYS, LABEL_SHARE = 12, 7, 0.6
 SHIFT_START = date(2025, 3, 10)
@@ -44,6 +39,8 @@ min_samples = 10
 def small_spec() -> str:
     """The shipped spec with logistic regression in place of boosting, three folds and lower
     floors: trains in seconds on a week of twelve simulated people."""
+    from parkloop.interpret.spec import SHIPPED
+
     text = (SHIPPED / "parked.toml").read_text()
     boosting = text[text.index("[learners.boosting]"):text.index("[train]")]
     text = text.replace(boosting, '[learners.logistic]\nkind = "logistic"\nC = 0.3\n\n')
@@ -57,29 +54,47 @@ def small_spec() -> str:
 @pytest.fixture(scope="session")
 def default_champion(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
     """A store: twelve people of the default scenario for a week, and version 1 trained on
-    them and published (copy it before use)."""
-    store = tmp_path_factory.mktemp("loop") / "store"
-    with Store.create(store) as s:
-        simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE)
-        seed_registry(store, mlflow_db)
-        (store / "specs").mkdir()
-        (store / "specs" / "parked.toml").write_text(small_spec())
-        (store / "loop.toml").write_text(LOOP_TOML)
-        assert train(s, Registry(store), load_spec("parked", store), publish=True).published
-    return store
+    them and published, made once per run (copy it before use)."""
+
+    from parkloop.interpret.registry import Registry
+    from parkloop.interpret.spec import load_spec
+    from parkloop.interpret.train import train
+    from parkloop.simulate import simulate
+    from parkloop.store import Store
+
+    def make(where: Path) -> None:
+        store = where / "store"
+        with Store.create(store) as s:
+            simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE)
+            seed_registry(store, mlflow_db)
+            (store / "specs").mkdir()
+            (store / "specs" / "parked.toml").write_text(small_spec())
+            (store / "loop.toml").write_text(LOOP_TOML)
+            assert train(s, Registry(store), load_spec("parked", store), publish=True).published
+
+    return once(tmp_path_factory, "loop", make) / "store"
 
 
 @pytest.fixture(scope="session")
 def shifted(default_champion: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """:func:`default_champion` after twelve people of the shifted scenario sent their next
-    week (copy it before use)."""
-    store = tmp_path_factory.mktemp("loop-shifted") / "store"
-    shutil.copytree(default_champion, store)
-    with Store.open(store) as s:
-        simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE, scenario="shifted",
-                 start=SHIFT_START)
-        build(s, load_rules(load_spec("parked", store).rules, store))  # once, not per copy
-    return store
+    week, made once per run (copy it before use)."""
+
+    from parkloop.facts.build import build
+    from parkloop.facts.rules import load_rules
+    from parkloop.interpret.spec import load_spec
+    from parkloop.simulate import simulate
+    from parkloop.store import Store
+
+    def make(where: Path) -> None:
+        store = where / "store"
+        shutil.copytree(default_champion, store)
+        with Store.open(store) as s:
+            simulate(s, devices=DEVICES, days=DAYS, label_share=LABEL_SHARE,
+                     scenario="shifted", start=SHIFT_START)
+            build(s, load_rules(load_spec("parked", store).rules, store))  # once, not per copy
+
+    return once(tmp_path_factory, "loop-shifted", make) / "store"
 
 
 @pytest.fixture
@@ -100,7 +115,9 @@ def truth_f1(store: Path, version: str, devices_like: str = "sim-shifted-%") -> 
     import pyarrow as pa
 
     from parkloop.interpret.model import ParkedModel
+    from parkloop.interpret.registry import Registry
     from parkloop.simulate.truth import parking_scores
+    from parkloop.store import Store
 
     model = ParkedModel.load(Registry(store).artifacts(version))
     with Store.open(store, read_only=True) as s:

@@ -6,62 +6,19 @@ bench/personal.py)."""
 
 from __future__ import annotations
 
-import csv
-import json
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pyarrow as pa
 
 from parkloop.interpret.endtoend import end_to_end
+from parkloop.interpret.speaking import feedback, label_lines, read_parked
 from parkloop.interpret.views import warm_cutoff
 from parkloop.simulate import simulate
 from parkloop.store import Store
 from tests.conftest import run_cli
 from tests.loop.stores import DAYS, DEVICES, SHIFT_START
 from tests.serve.conftest import Server
-
-NEAR_MS = 300_000
-Label = tuple[str, int, int, int, str]
-"""device, said at, start, end, mode (ms)"""
-
-
-def exported(path: Path) -> pa.Table:
-    """`parkloop export parked`'s rows as events: device_id, t_ms, lat, lon."""
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh))
-    return pa.table({
-        "device_id": pa.array([r["device_id"] for r in rows], pa.string()),
-        "t_ms": pa.array([int(datetime.fromisoformat(r["parked_at"]).timestamp() * 1000)
-                          for r in rows], pa.int64()),
-        "lat": pa.array([float(r["lat"]) for r in rows], pa.float64()),
-        "lon": pa.array([float(r["lon"]) for r in rows], pa.float64())})
-
-
-def said_parked(early: list[Label], device: str, t_ms: int) -> bool | None:
-    """What the person answers about a parking answer at ``t_ms``, from what they labelled:
-    yes near a car segment's end, no near another mode's end or inside its span, None where
-    no label of theirs reaches."""
-    for d, _, _, end, mode in early:
-        if d == device and abs(end - t_ms) <= NEAR_MS:
-            return mode == "car"
-    if any(d == device and start < t_ms < end and mode != "car"
-           for d, _, start, end, mode in early):
-        return False
-    return None
-
-
-def label_lines(labels: list[Label], part: str) -> str:
-    """Label events (device, said at, start, end, mode) as JSON Lines batches, one a device."""
-    out = []
-    for device in sorted({d for d, *_ in labels}):
-        events = [{"kind": "label", "t": t, "start": s, "end": e, "mode": m}
-                  for d, t, s, e, m in labels if d == device]
-        out.append(json.dumps({"device_id": device, "batch_id": f"labels-{part}",
-                               "events": events}))
-    return "\n".join(out) + "\n"
 
 
 def said_before(store: Path, held: list[str], cutoff: dict[str, int]) -> np.ndarray:
@@ -99,7 +56,7 @@ def test_statements_reach_the_answers_through_the_product(shifted_store: Path,
     assert later
 
     run_cli("export", "parked", "--out", tmp_path / "cold.csv", store=store)
-    cold = exported(tmp_path / "cold.csv")
+    cold = read_parked(tmp_path / "cold.csv")
     assert len(said_before(store, held, cutoff))
     assert not said_before(store, held, cutoff).any()  # strangers
 
@@ -114,17 +71,9 @@ def test_statements_reach_the_answers_through_the_product(shifted_store: Path,
     try:
         for device in held:
             token = server.token(device)
-            for i in range(cold.num_rows):  # their word on their early answers
-                row = {k: cold.column(k)[i].as_py() for k in cold.column_names}
-                if row["device_id"] != device or row["t_ms"] > cutoff[device]:
-                    continue
-                right = said_parked(early, device, row["t_ms"])
-                if right is None:
-                    continue  # in time nobody labelled: the person's word is not known
+            for body in feedback(cold, early, device, cutoff[device]):  # their early answers
                 r = httpx.post(f"{server.url}/v1/devices/{device}/feedback", headers=token,
-                               json={"parked_at": row["t_ms"], "lat": row["lat"],
-                                     "lon": row["lon"], "parked": right,
-                                     "t": row["t_ms"] + 3_600_000}, timeout=30)
+                               json=body, timeout=30)
                 assert r.status_code in (200, 201), r.text
                 sent += 1
     finally:
@@ -138,7 +87,7 @@ def test_statements_reach_the_answers_through_the_product(shifted_store: Path,
     run_cli("loop", "run", store=store)
     assert (said_before(store, held, cutoff) > 0).all()  # the facts know what they said
     run_cli("export", "parked", "--out", tmp_path / "warm.csv", store=store)
-    warm = exported(tmp_path / "warm.csv")
+    warm = read_parked(tmp_path / "warm.csv")
 
     # the judge: their later labels, which no model and no fact had seen
     (tmp_path / "later.jsonl").write_text(label_lines(later, "later"))
