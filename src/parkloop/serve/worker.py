@@ -41,7 +41,9 @@ DEFER_S = 2.0
 """rows that cannot change an answer at once wait for an idle moment; from this age on
 (seconds) they are pushed even while messages wait"""
 NICENESS = 10
-"""worker processes yield the CPU to the API process: requests first, pushes with the rest"""
+"""once its replay is done, a worker process yields the CPU to the API process: requests
+first, pushes with the rest (the replay itself runs at the server's priority, so a restarted
+worker is back soon under load)"""
 BACKLOG_STEP = 8
 """devices pushed from the backlog between two looks for new messages"""
 
@@ -129,13 +131,14 @@ class Reply:
     value: Any
 
 
-def run(channel: Channel, start: Start) -> None:
+def run(channel: Channel, start: Start, *, nice_after_replay: bool = False) -> None:
     """The worker's loop: until its channel closes or :class:`Stop` arrives."""
     rules = load_rules(start.rules.split("@", 1)[0], start.store)
     if rules.identity != start.rules:
         raise RuntimeError(f"rules {start.rules} changed under the server: now {rules.identity}")
     _Worker(channel, Live(rules, None if start.champion is None else
-                          _served(*start.champion))).run()
+                          _served(*start.champion)),
+            nice_after_replay=nice_after_replay).run()
 
 
 class _Worker:
@@ -147,9 +150,11 @@ class _Worker:
     messages. Under load a device's rows are thus pushed once per backlog round, not once
     per read: the cost follows what can change an answer."""
 
-    def __init__(self, channel: Channel, live: Live) -> None:
+    def __init__(self, channel: Channel, live: Live, *, nice_after_replay: bool = False
+                 ) -> None:
         self.channel = channel
         self.live = live
+        self.nice_after_replay = nice_after_replay
         self.received = 0
         """the newest batch received"""
         self.backlog: dict[str, Read] = {}
@@ -175,6 +180,9 @@ class _Worker:
                 if isinstance(message, Stop):
                     return
                 self.channel.send(self._handle(message))
+                if self.nice_after_replay and isinstance(message, _Merged):
+                    os.nice(NICENESS)  # the first take is the replay
+                    self.nice_after_replay = False
 
     @property
     def watermark(self) -> int:
@@ -234,11 +242,10 @@ class _Worker:
 
 def process_main(channel: Channel, start: Start) -> None:
     """A worker process's entry point."""
-    os.nice(NICENESS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         f"worker {start.worker}: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group
-        run(channel, start)
+        run(channel, start, nice_after_replay=True)
 
 
 @dataclass(frozen=True)
