@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parkloop.serve")
 
-FEED_S = 0.2
+FEED_S = 0.1
 """a feeder reads new batches at most this often (a read costs the API process one to five
 DuckDB queries, 1-2 ms of its interpreter lock each, whatever it holds; the answers follow
 within this plus a worker's push)"""
