@@ -53,10 +53,12 @@ class Server:
     """``parkloop serve`` as a subprocess; :meth:`stop` ends it as an operator would."""
 
     def __init__(self, store: Path, *, env: dict[str, str] | None = None,
-                 loop_interval: float = 0, workers: int = 2) -> None:
+                 loop_interval: float = 0, workers: int = 0) -> None:
         """``loop_interval``: seconds between the server's loop passes (0: only on POST
         /v1/loop/run, so that no pass competes with a test for the CPU); ``workers``: live
-        pipeline worker processes (two: the sharded path, whatever the machine's cores)."""
+        pipeline worker processes. The same worker code runs in a thread with 0, which
+        starts 2-3 s sooner; the tests about the process model (test_live, test_hot_swap,
+        test_faults, test_pipeline) ask for two, whatever the machine's cores."""
         self.store = store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -136,13 +138,13 @@ def empty_store(registry_template: Path, tmp_path: Path) -> Path:
 
 
 @contextmanager
-def serving_sim(sim_store_path: Path, registry_template: Path, where: Path
-                ) -> Iterator[Server]:
+def serving_sim(sim_store_path: Path, registry_template: Path, where: Path, *,
+                workers: int = 0) -> Iterator[Server]:
     """A server over a copy of the simulated store, models registered, version 1 serving."""
     store = where / "store"
     shutil.copytree(sim_store_path, store)
     shutil.copytree(registry_template / "registry", store / "registry")
-    server = Server(store)
+    server = Server(store, workers=workers)
     try:
         yield server.wait_ready()
     finally:

@@ -48,7 +48,7 @@ def test_a_full_disk_is_507_reads_go_on_and_writes_resume(
         small_disk: Path, registry_template: Path, tmp_path: Path) -> None:
     store = small_disk / "store"
     shutil.copytree(registry_template, store)
-    server = KillableServer(store, log_dir=tmp_path)
+    server = KillableServer(store, log_dir=tmp_path, workers=0)
     try:
         server.caught_up()
         url, device = server.url, DEVICES[0]

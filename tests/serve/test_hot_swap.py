@@ -24,8 +24,8 @@ DEVICE = "sim-default-s11-0000"
 def server(sim_store_path: Path, registry_template: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of its own: the test moves the champion."""
-    with serving_sim(sim_store_path, registry_template,
-                     tmp_path_factory.mktemp("hot-swap")) as s:
+    with serving_sim(sim_store_path, registry_template, tmp_path_factory.mktemp("hot-swap"),
+                     workers=2) as s:
         yield s
 
 

@@ -75,7 +75,7 @@ def streamed(registry_template: Path, tmp_path_factory: pytest.TempPathFactory
 
     store = tmp_path_factory.mktemp("streamed") / "store"
     shutil.copytree(registry_template, store)
-    server = Server(store).wait_ready()
+    server = Server(store, workers=2).wait_ready()
     try:
         stream(server.url, ADMIN_TOKEN, devices=3, days=2, seed=5, label_share=0.0)
         server.wait_caught_up()
@@ -104,7 +104,7 @@ def test_live_answers_equal_batch_build_and_scoring(streamed: Any) -> None:
 
 def test_a_restart_loses_nothing(streamed: Any) -> None:
     store, live_ends, answers = streamed
-    server = Server(store).wait_ready()
+    server = Server(store, workers=2).wait_ready()
     try:
         for device, ends in live_ends.items():
             assert judged(server, device) == ends
@@ -131,7 +131,7 @@ def drive_then_park(t0: int, every_s: int = 5) -> list[dict[str, Any]]:
 
 def test_a_batch_closing_a_parking_leg_changes_the_answer_within_a_second(
         empty_store: Path) -> None:
-    server = Server(empty_store).wait_ready()
+    server = Server(empty_store, workers=2).wait_ready()
     try:
         auth = server.token("phone-1")
         events = drive_then_park(T0)

@@ -442,6 +442,15 @@ def _thread_main(channel: _Queues, start: Start) -> None:
 _CONTEXT: Any = None
 
 
+def start_forkserver() -> None:
+    """Start the process workers fork from now, so that its imports (about 3 s) run while
+    the server starts rather than before the first worker."""
+    _context()
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 def _context() -> Any:
     """Workers fork from a server process that imported the pipeline's modules and those a
     learned model needs once (``forkserver``), so a restart takes a fork, not an interpreter
@@ -453,4 +462,4 @@ def _context() -> Any:
     return _CONTEXT
 
 
-__all__ = ["ASK_TIMEOUT_S", "FEED_S", "Pipeline", "WorkerStatus"]
+__all__ = ["ASK_TIMEOUT_S", "FEED_S", "Pipeline", "WorkerStatus", "start_forkserver"]

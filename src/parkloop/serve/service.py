@@ -39,7 +39,7 @@ from parkloop.raw.log import StoreResult
 from parkloop.serve.ingest import Writer
 from parkloop.serve.live import ServedModel
 from parkloop.serve.loop import LoopRunner
-from parkloop.serve.pipeline import Pipeline
+from parkloop.serve.pipeline import Pipeline, start_forkserver
 from parkloop.serve.tokens import TokenBook
 from parkloop.store import Store
 
@@ -152,6 +152,8 @@ class Service:
         # requests, the writer and the feeders share the interpreter lock (and with
         # --workers 0 the pipeline too): a short switch interval hands it back sooner to the
         # event loop between their DuckDB calls
+        if self.workers:
+            start_forkserver()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # under load a request allocates a lot and frees most of it at once; Python's default
         # thresholds then ran collections of the whole heap (the app's modules, the models)
