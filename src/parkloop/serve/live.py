@@ -116,9 +116,6 @@ class Live:
     def devices(self) -> list[str]:
         return sorted(self._devices)
 
-    def knows(self, device_id: str) -> bool:
-        return device_id in self._devices
-
     def view(self, device_id: str) -> View | None:
         dev = self._devices.get(device_id)
         return None if dev is None else dev.view
@@ -156,16 +153,6 @@ class Live:
         decided = np.asarray(dev.view.provisional["facts_leg_end"].column("decided_ms"))
         waiting = decided[decided > dev.view.newest_ms]
         return bool(len(waiting)) and int(fixes.t_ms.max()) >= int(waiting.min())
-
-    def unknown_answer(self, device_id: str) -> bytes:
-        """The answer for a device with no data yet."""
-        why = "no data from this device yet" if self.champion else "no model is published yet"
-        return answer_json(CarAnswer(device_id, "unknown", None, None, None, None,
-                                     self.model_version, self.rules.identity, why), None)
-
-    @property
-    def model_version(self) -> str | None:
-        return None if self.champion is None else self.champion.version
 
     # --- taking in new rows (one thread) ------------------------------------------------
 

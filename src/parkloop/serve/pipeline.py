@@ -39,7 +39,7 @@ from parkloop.facts.inputs import read_batches
 from parkloop.interpret.model import LEARNER_MODULES
 from parkloop.interpret.parking import CarAnswer
 from parkloop.serve.live import answer_json
-from parkloop.serve.shards import owned_sql
+from parkloop.serve.shards import owned_sql, worker_of
 from parkloop.serve.worker import (
     Ask,
     Channel,
@@ -116,7 +116,7 @@ class Pipeline:
         self._on_took = on_took
         self._closing = threading.Event()
         self._requests = itertools.count()
-        self._workers = [_Worker(self, i, max(workers, 1), process=workers > 0)
+        self._workers = [_WorkerHandle(self, i, max(workers, 1), process=workers > 0)
                          for i in range(max(workers, 1))]
 
     def start(self) -> None:
@@ -194,12 +194,10 @@ class Pipeline:
     # --- internals ------------------------------------------------------------------------
 
     def _ask(self, what: str, device_id: str) -> Future[Any]:
-        from parkloop.serve.shards import worker_of
-
         worker = self._workers[worker_of(device_id, len(self._workers))]
         return worker.ask(next(self._requests), what, device_id)
 
-    def _served(self, worker: _Worker, version: str | None) -> None:
+    def _served(self, worker: _WorkerHandle, version: str | None) -> None:
         """``worker`` now serves ``version``: switch :attr:`champion` once all do."""
         worker.version = version
         target = self._next_champion
@@ -207,7 +205,7 @@ class Pipeline:
             self.champion = target
 
 
-class _Worker:
+class _WorkerHandle:
     """One worker, as the API process sees it: its process (or thread), feeder and reader."""
 
     def __init__(self, pipeline: Pipeline, index: int, workers: int, *, process: bool) -> None:

@@ -324,8 +324,8 @@ class Service:
                 return
             champion, artifacts, rules = None, None, load_rules(self.default_rules,
                                                                 self.store_path)
-        if current is not None and champion is not None and artifacts is not None and \
-                rules.identity == current.rules.identity:
+        if current is not None and champion is not None and artifacts is not None \
+                and rules.identity == current.rules.identity:
             current.use(champion, artifacts)  # each worker judges everything, then switches
         else:
             if self._next is not None:
