@@ -121,3 +121,10 @@ def test_no_device_holds_more_than_its_cap_of_training_rows() -> None:
     assert spec.train.max_labels_per_device == 150
     assert (ok[:500].sum(), ok[500:].sum()) == (150, 100)
     assert ok[350:500].all()  # the latest
+    # what a retrain knew when the device had said only its first 200: those, the latest
+    # 150 of them, not none (its later ones were not said yet)
+    known = np.ones(600, bool)
+    known[200:500] = False
+    early = usable_rows(spec, data, ended, known)
+    assert early[50:200].all()
+    assert early.sum() == 150 + 100

@@ -44,8 +44,9 @@ def unsaid_rows(data: TrainingSet, ended_ms: np.ndarray, views: dict[str, Person
 
 
 def people_end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: TrainingSet,
-                      chosen: Scores, make: Callable[[], Any], train_rows: np.ndarray,
-                      ended_ms: np.ndarray, views: dict[str, PersonView]
+                      chosen: Scores, make: Callable[[], Any],
+                      usable: Callable[[np.ndarray], np.ndarray], ended_ms: np.ndarray,
+                      views: dict[str, PersonView]
                       ) -> tuple[dict[str, Any], dict[str, float]]:
     """Every leg end of each held-out person scored by the fold's model and called by the
     spec's policy, the two ways people meet it (:mod:`parkloop.interpret.views`): **cold**
@@ -54,7 +55,9 @@ def people_end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: T
     would have them; the later ones judged). Those called parked are the person's exported
     events. And the permutation importance of each feature in the held-out folds (see
     :func:`~parkloop.interpret.evaluate.cross_validate`). ``make``: the chosen learner,
-    unfitted."""
+    unfitted; ``usable``: the rows training may use of those known then (a mask), as
+    :func:`~parkloop.interpret.train.usable_rows` has them, so that a warm person's early
+    statements are trained on as their latest."""
     people = sorted(set(data.groups.tolist()))
     events: dict[str, list[pa.Table]] = {"cold": [], "warm": []}
     calls: dict[str, dict[str, tuple[int, int]]] = {"cold": {}, "warm": {}}
@@ -63,13 +66,13 @@ def people_end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: T
                        for g in data.groups], np.int64)
     for k in np.unique(chosen.fold):
         test = chosen.fold == k
-        model = make().fit(*data.fit_data(~test & train_rows))
+        model = make().fit(*data.fit_data(usable(~test)))
         if data.y[test].any() and not data.y[test].all():
             drops.append(permutation_drops(model, data.X[test], data.y[test],
                                            seed=spec.train.seed))
         held_out = sorted(set(data.groups[test].tolist()))
         told = test & (ended_ms <= cutoff)  # what the held-out people said early on
-        warm_model = make().fit(*data.fit_data((~test | told) & train_rows))
+        warm_model = make().fit(*data.fit_data(usable(~test | told)))
         for person in held_out:
             for how, fitted in (("cold", model), ("warm", warm_model)):
                 pm = ParkedModel(fitted, data.features, chosen.threshold, chosen.name,

@@ -101,21 +101,24 @@ def _make(spec: ModelSpec, name: str, features: tuple[str, ...]) -> Callable[[],
     return lambda: make_learner(learner, features, calibration, spec.train.seed)
 
 
-def usable_rows(spec: ModelSpec, data: TrainingSet, ended_ms: np.ndarray) -> np.ndarray:
+def usable_rows(spec: ModelSpec, data: TrainingSet, ended_ms: np.ndarray,
+                known: np.ndarray | None = None) -> np.ndarray:
     """Rows training may use: none matching an exclusion rule, and at most
-    ``max_labels_per_device`` (the latest) per person so no one device dominates."""
-    ok = np.ones(len(data), bool)
+    ``max_labels_per_device`` (the latest) per person so no one device dominates. ``known``
+    (a mask; default all): the rows known at the time, of which the cap keeps the latest (a
+    person's early statements are their latest when only those are known)."""
+    ok = np.ones(len(data), bool) if known is None else np.asarray(known, bool).copy()
+    cap = spec.train.max_labels_per_device
+    if cap:
+        rows = np.flatnonzero(ok)
+        order = rows[np.lexsort((-ended_ms[rows], data.groups[rows].astype(str)))]
+        groups = data.groups[order]
+        start = np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1]
+        rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
+        ok[order[rank >= cap]] = False
     for rule in spec.exclude:
         if rule.feature in data.features:
             ok &= ~rule.matches(data.X[:, data.features.index(rule.feature)])
-    cap = spec.train.max_labels_per_device
-    if cap:
-        order = np.lexsort((-ended_ms, data.groups.astype(str)))
-        rank = np.zeros(len(data), int)
-        groups = data.groups[order]
-        start = np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1]
-        rank[order] = np.arange(len(data)) - np.repeat(start, np.diff(np.r_[start, len(data)]))
-        ok &= rank < cap
     return ok
 
 
@@ -175,7 +178,7 @@ def _evaluate(store: Store, spec: ModelSpec, rules_version: str, labels: pa.Tabl
         step(f"end to end and feature importance ({chosen.name})")
         e2e, importance = people_end_to_end(
             store, spec, rules_version, data, chosen, _make(spec, chosen.name, data.features),
-            train_rows, ended, views)
+            lambda known: usable_rows(spec, data, ended, known), ended, views)
         chosen = replace(chosen, importance=importance)
         candidates = [chosen if c.name == chosen.name else c for c in candidates]
     m = {**figure[chosen.name], **{f"rule_{k}": v for k, v in figure[candidates[0].name].items()
