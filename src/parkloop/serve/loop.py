@@ -141,14 +141,17 @@ class LoopRunner:
             stderr = f"stopped after {WORKER_TIMEOUT_S:.0f} s\n{stderr}"
         code = self._worker.returncode
         record = _last_json(stdout) if code == 0 else None
-        if record is None:
+        if record is None and self._stop.is_set():  # killed by close(): not a failure
+            record = {"at_ms": int(time.time() * 1000), "actor": "server",
+                      "decision": "stopped", "reason": "the server stopped during the pass",
+                      "seconds": round(time.perf_counter() - started, 3)}
+        elif record is None:
             why = (stderr.strip().splitlines() or [f"exit status {code}"])[-1]
             record = {"at_ms": int(time.time() * 1000), "actor": "server",
                       "decision": "failed", "reason": f"the loop worker failed ({why}); the "
                       "champion keeps serving", "seconds": round(
                           time.perf_counter() - started, 3)}
-            if not self._stop.is_set():
-                audit.append(store_path, record)
+            audit.append(store_path, record)
         self._report(record, time.perf_counter() - started)
         return record
 
