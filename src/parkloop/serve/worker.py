@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import os
@@ -159,7 +160,8 @@ class _Worker:
         """the newest batch received"""
         self.backlog: dict[str, Read] = {}
         self.since: dict[str, tuple[float, int]] = {}
-        """device -> when its oldest row in the backlog came, and the batch before it"""
+        """device -> when its oldest row in the backlog came, and the batch before it; in
+        the order devices entered the backlog, so the first is the oldest"""
 
     def run(self) -> None:
         read_first = False  # after an overdue backlog step, what waits is read first
@@ -187,7 +189,7 @@ class _Worker:
     @property
     def watermark(self) -> int:
         """The newest batch all of whose rows are pushed."""
-        return min((b for _, b in self.since.values()), default=self.received)
+        return next(iter(self.since.values()), (0.0, self.received))[1]
 
     def _handle(self, message: Any) -> Took | Used | Reply:
         live = self.live
@@ -218,12 +220,12 @@ class _Worker:
         raise TypeError(f"a worker cannot handle {type(message).__name__}")
 
     def _overdue(self) -> bool:
-        oldest = min((t for t, _ in self.since.values()), default=math.inf)
+        oldest = next(iter(self.since.values()), (math.inf, 0))[0]
         return time.monotonic() - oldest >= DEFER_S
 
     def _push_backlog(self) -> None:
         """Push the devices waiting longest (a few, then look for messages again)."""
-        oldest = sorted(self.since, key=lambda d: self.since[d][0])[:BACKLOG_STEP]
+        oldest = list(itertools.islice(self.since, BACKLOG_STEP))
         report, answers = self._push(oldest)
         self.channel.send(Took(0, report, answers))
 
