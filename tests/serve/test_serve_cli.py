@@ -29,7 +29,8 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_a_store_without_a_model_serves_unknown_answers(bare: Server) -> None:
-    assert (bare.store / "parkloop.duckdb").is_file()  # the store is created
+    assert (bare.store / "parkloop.duckdb").is_file()  # the store is created, and it says so
+    assert f"created an empty store at {bare.store}" in bare.output()
     auth = bare.token("phone-1")
     r = httpx.post(f"{bare.url}/v1/devices/phone-1/events", headers=auth, timeout=10,
                    json={"batch_id": "b1", "events": [

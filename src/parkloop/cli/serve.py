@@ -12,7 +12,7 @@ import typer
 
 from parkloop.cli._common import DEFAULT, StoreOpt, err
 from parkloop.errors import ServingError
-from parkloop.store import Store
+from parkloop.store import DB_FILE, Store
 
 SERVE_STORE_ENV = "PARKLOOP_SERVE_STORE"
 CORS_ENV = "PARKLOOP_SERVE_CORS"
@@ -61,14 +61,16 @@ def serve(store: StoreOpt = DEFAULT,
     `parkloop device token` still work beside it). At start it replays the raw log into the
     live pipeline (`/readyz` answers 503 until done). The closed loop runs in the
     background (`parkloop loop history` shows its passes). If no admin token is set in
-    PARKLOOP_ADMIN_TOKEN, one is generated into the store and printed once. API docs at
-    http://HOST:PORT/docs.
+    PARKLOOP_ADMIN_TOKEN, one is generated into the store and printed once. A store that
+    does not exist yet is created empty (a new deployment: phones register and send). API
+    docs at http://HOST:PORT/docs.
     """
     from granian import Granian
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
 
     scheme = _tls(ssl_certfile, ssl_keyfile)
+    new = not (store / DB_FILE).is_file()
     Store.create(store).close()  # a store held by another process: one line, not a traceback
     preflight(store)
     with socket.socket() as probe:  # something answering there already: say so in one line
@@ -80,6 +82,8 @@ def serve(store: StoreOpt = DEFAULT,
     os.environ[CORS_ENV] = ",".join(cors_origin or [])
     os.environ[LOOP_ENV] = "" if loop_interval is None else str(loop_interval)
     os.environ[WORKERS_ENV] = str(default_workers() if workers is None else workers)
+    if new:
+        err.print(f"created an empty store at {store}", highlight=False)
     err.print(f"parkloop serving {store} on {scheme}://{host}:{port} (docs at /docs)",
               highlight=False)
     Granian("parkloop.serve.app:from_env", factory=True, address=host, port=port,
