@@ -45,8 +45,8 @@ def build(store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES,
                    "byte for byte), for data one machine cannot hold.")] = Engine.duckdb,
           spark_master: Annotated[str | None, typer.Option(
               "--spark-master", metavar="URL",
-              help="With --engine spark: local[*], spark://host:7077, ... (default: the "
-                   "standard Spark settings, else local[*]).")] = None,
+              help="With --engine spark: local[\\*], spark://host:7077, ... (default: the "
+                   "standard Spark settings, else local[\\*]).")] = None,
           raw: Annotated[str | None, typer.Option(
               "--raw", metavar="PARQUET",
               help="With --engine spark: read the raw events from this Parquet export (on "

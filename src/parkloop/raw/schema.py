@@ -143,7 +143,7 @@ def ddl() -> list[str]:
             batch_no BIGINT PRIMARY KEY,      -- arrival order in this store; raw watermark
             device_id VARCHAR NOT NULL,
             batch_id VARCHAR NOT NULL,
-            content_hash VARCHAR NOT NULL,    -- blake2b of the batch as sent, see raw.events
+            content_hash VARCHAR NOT NULL,    -- SHA-256 of the batch as sent, see raw.events
             source VARCHAR NOT NULL,          -- api, file, geolife, simulator
             schema_version INTEGER NOT NULL,
             received_ms BIGINT NOT NULL,      -- when this store accepted it, ms, UTC
