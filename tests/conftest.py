@@ -29,6 +29,9 @@ settings.load_profile("parkloop")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GEOLIFE_MINI = SHARED_DATA / "geolife" / "geolife-mini.zip"
 SPARK_MASTER = "local[2]"
+SPARK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""the test session's JVM options: the tests' Spark jobs are small and short, so the quick
+JIT compiler alone and one garbage-collector thread (this halves the JVM's CPU time here)"""
 
 
 TIERS = {
@@ -207,8 +210,18 @@ def spark() -> Iterator[Any]:
         pytest.skip("PySpark is not installed (pip install 'parkloop[spark]')")
     from parkloop.facts.spark import spark_session
 
-    with spark_session(SPARK_MASTER) as session:
-        yield session
+    ours = "PYSPARK_SUBMIT_ARGS" not in os.environ  # a setting of the user's wins
+    if ours:
+        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-java-options '{SPARK_JVM}' pyspark-shell"
+    try:
+        with spark_session(SPARK_MASTER) as session:
+            if ours:
+                del os.environ["PYSPARK_SUBMIT_ARGS"]  # the JVM has started
+                ours = False
+            yield session
+    finally:
+        if ours:
+            del os.environ["PYSPARK_SUBMIT_ARGS"]
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from parkloop.interpret.baseline import ThresholdRule
 from parkloop.interpret.model import ParkedModel
 from parkloop.interpret.registry import Registry
 from parkloop.store import Store
-from tests.conftest import seed_registry
+from tests.conftest import once, seed_registry
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 THRESHOLDS = {"1": 10.0, "2": 14.0}
@@ -119,15 +119,18 @@ class Server:
 @pytest.fixture(scope="session")
 def registry_template(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
     """A store holding no events and a registry with the rule models of :data:`THRESHOLDS`,
-    version 1 published (made once: creating the MLflow database takes seconds)."""
-    root = tmp_path_factory.mktemp("served")
-    store = root / "store"
-    Store.create(store).close()
-    seed_registry(store, mlflow_db)
-    for version, threshold in THRESHOLDS.items():
-        assert register(store, threshold, root) == version
-    Registry(store).publish("1", reason="test champion")
-    return store
+    version 1 published, made once per run (MLflow's import and registering take seconds);
+    copy it before use."""
+
+    def make(root: Path) -> None:
+        store = root / "store"
+        Store.create(store).close()
+        seed_registry(store, mlflow_db)
+        for version, threshold in THRESHOLDS.items():
+            assert register(store, threshold, root) == version
+        Registry(store).publish("1", reason="test champion")
+
+    return once(tmp_path_factory, "served", make) / "store"
 
 
 @pytest.fixture
