@@ -119,9 +119,9 @@ def once(tmp_path_factory: pytest.TempPathFactory, name: str,
     return path
 
 
-WHILE_COMPILING = ("mlflow_db", "sim_store_path", "geolife_mini_store")
+WHILE_COMPILING = ("mlflow_db", "sim_store_path", "geolife_mini_store", "registry_template")
 """what needs no compiled kernel: made, where the run needs it, by a worker waiting for another
-to compile them"""
+to compile them (``registry_template`` is tests/serve's)"""
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -141,7 +141,13 @@ def compiled_kernels(tmp_path_factory: pytest.TempPathFactory,
         needed = {name for item in request.session.items
                   for name in getattr(item, "fixturenames", ())}
         for name in WHILE_COMPILING:
-            if name in needed and (name != "geolife_mini_store" or GEOLIFE_MINI.is_file()):
+            if name not in needed or (name == "geolife_mini_store" and not GEOLIFE_MINI.is_file()):
+                continue
+            if name == "registry_template":  # not visible from here: made by its function
+                from tests.serve.conftest import make_registry_template
+
+                make_registry_template(tmp_path_factory, request.getfixturevalue("mlflow_db"))
+            else:
                 request.getfixturevalue(name)
 
     def compile_them(where: Path) -> None:

@@ -121,6 +121,12 @@ def registry_template(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path)
     """A store holding no events and a registry with the rule models of :data:`THRESHOLDS`,
     version 1 published, made once per run (MLflow's import and registering take seconds);
     copy it before use."""
+    return make_registry_template(tmp_path_factory, mlflow_db)
+
+
+def make_registry_template(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
+    """:func:`registry_template`, for the root conftest too (it makes it while another worker
+    compiles the kernels: it needs none)."""
 
     def make(root: Path) -> None:
         store = root / "store"
