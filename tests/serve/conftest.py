@@ -57,8 +57,9 @@ class Server:
         """``loop_interval``: seconds between the server's loop passes (0: only on POST
         /v1/loop/run, so that no pass competes with a test for the CPU); ``workers``: live
         pipeline worker processes. The same worker code runs in a thread with 0, which
-        starts 2-3 s sooner; the tests about the process model (test_live, test_hot_swap,
-        test_faults, test_pipeline) ask for two, whatever the machine's cores."""
+        starts 3-5 s sooner; the tests about the process model (test_live, test_hot_swap,
+        test_faults, test_pipeline) ask for two where it is what they test, whatever the
+        machine's cores."""
         self.store = store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
