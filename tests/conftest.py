@@ -54,7 +54,7 @@ LONGEST = (
     "tests/interpret/test_signals.py", "tests/serve/test_tokens.py", "tests/test_cli.py",
     "tests/test_startup_errors.py", "tests/serve/test_hot_swap.py",
 )
-"""the test files that take longest (20-130 s each on 2 cores), longest first: pytest-xdist
+"""the test files that take longest (10-85 s each on 2 cores), longest first: pytest-xdist
 hands out whole files in collection order (``--no-loadscope-reorder``), so these start first
 and the short files fill in at the end, leaving no core idle while one long file finishes (a
 file missing here only runs in its place in the tree)"""
