@@ -29,6 +29,9 @@ settings.load_profile("parkloop")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GEOLIFE_MINI = SHARED_DATA / "geolife" / "geolife-mini.zip"
 SPARK_MASTER = "local[2]"
+SPARK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""the test session's JVM options: the tests' Spark jobs are small and short, so the quick
+JIT compiler alone and one garbage-collector thread (this halves the JVM's CPU time here)"""
 
 
 TIERS = {
@@ -51,7 +54,7 @@ LONGEST = (
     "tests/interpret/test_signals.py", "tests/serve/test_tokens.py", "tests/test_cli.py",
     "tests/test_startup_errors.py", "tests/serve/test_hot_swap.py",
 )
-"""the test files that take longest (20-130 s each on 2 cores), longest first: pytest-xdist
+"""the test files that take longest (10-85 s each on 2 cores), longest first: pytest-xdist
 hands out whole files in collection order (``--no-loadscope-reorder``), so these start first
 and the short files fill in at the end, leaving no core idle while one long file finishes (a
 file missing here only runs in its place in the tree)"""
@@ -116,9 +119,9 @@ def once(tmp_path_factory: pytest.TempPathFactory, name: str,
     return path
 
 
-WHILE_COMPILING = ("mlflow_db", "sim_store_path", "geolife_mini_store")
+WHILE_COMPILING = ("mlflow_db", "sim_store_path", "geolife_mini_store", "registry_template")
 """what needs no compiled kernel: made, where the run needs it, by a worker waiting for another
-to compile them"""
+to compile them (``registry_template`` is tests/serve's)"""
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -138,7 +141,13 @@ def compiled_kernels(tmp_path_factory: pytest.TempPathFactory,
         needed = {name for item in request.session.items
                   for name in getattr(item, "fixturenames", ())}
         for name in WHILE_COMPILING:
-            if name in needed and (name != "geolife_mini_store" or GEOLIFE_MINI.is_file()):
+            if name not in needed or (name == "geolife_mini_store" and not GEOLIFE_MINI.is_file()):
+                continue
+            if name == "registry_template":  # not visible from here: made by its function
+                from tests.serve.conftest import make_registry_template
+
+                make_registry_template(tmp_path_factory, request.getfixturevalue("mlflow_db"))
+            else:
                 request.getfixturevalue(name)
 
     def compile_them(where: Path) -> None:
@@ -207,8 +216,18 @@ def spark() -> Iterator[Any]:
         pytest.skip("PySpark is not installed (pip install 'parkloop[spark]')")
     from parkloop.facts.spark import spark_session
 
-    with spark_session(SPARK_MASTER) as session:
-        yield session
+    ours = "PYSPARK_SUBMIT_ARGS" not in os.environ  # a setting of the user's wins
+    if ours:
+        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-java-options '{SPARK_JVM}' pyspark-shell"
+    try:
+        with spark_session(SPARK_MASTER) as session:
+            if ours:
+                del os.environ["PYSPARK_SUBMIT_ARGS"]  # the JVM has started
+                ours = False
+            yield session
+    finally:
+        if ours:
+            del os.environ["PYSPARK_SUBMIT_ARGS"]
 
 
 @pytest.fixture(scope="session")

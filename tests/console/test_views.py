@@ -168,9 +168,11 @@ def test_live_updates_by_itself(console: Console) -> None:
     first = stamp.inner_text()
     rate = page.get_by_test_id("live-rate")
     reason = ""
-    for i in range(8):  # a phone sending a batch a second, one event in each rejected
+    # a phone sending two batches a second, one event in each rejected, for two of the
+    # view's polling intervals (live.js: POLL_MS)
+    for i in range(8):
         reason = _send(console.server, f"live-{console.name}-{i}", start_s=60 * i)
-        page.wait_for_timeout(1000)
+        page.wait_for_timeout(500)
     expect(rate).not_to_have_text("0.0", timeout=5_000)
     row = page.locator(f"[data-testid=quarantine-row][data-reason='{reason}']")
     stored = console.api("/v1/console/live")["quarantine"]["stored"][reason]

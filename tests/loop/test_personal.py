@@ -14,11 +14,27 @@ import numpy as np
 from parkloop.interpret.endtoend import end_to_end
 from parkloop.interpret.speaking import feedback, label_lines, read_parked
 from parkloop.interpret.views import warm_cutoff
-from parkloop.simulate import simulate
+from parkloop.raw.log import store_batches
+from parkloop.simulate.device import WORLD_STREAM, simulate_device
+from parkloop.simulate.scenarios import scenario
+from parkloop.simulate.world import make_world
 from parkloop.store import Store
 from tests.conftest import run_cli
-from tests.loop.stores import DAYS, DEVICES, SHIFT_START
+from tests.loop.stores import DAYS, SHIFT_START
 from tests.serve.conftest import Server
+
+
+def simulate_only(store: Store, devices: list[str], label_share: float) -> None:
+    """What ``simulate`` stores of the shifted scenario's week (seed 0) for ``devices`` alone
+    (a device does not depend on how many are simulated): the held people, without
+    simulating the others too."""
+    sc = scenario("shifted")
+    world = make_world(np.random.default_rng(np.random.SeedSequence([0, WORLD_STREAM])))
+    for device in devices:
+        index = int(device.rsplit("-", 1)[1])
+        run = simulate_device(world, sc, 0, index, DAYS, SHIFT_START, label_share)
+        assert run.device_id == device
+        store_batches(store, run.sent.batches)
 
 
 def said_before(store: Path, held: list[str], cutoff: dict[str, int]) -> np.ndarray:
@@ -42,8 +58,7 @@ def test_statements_reach_the_answers_through_the_product(shifted_store: Path,
     assert len(held) >= 2, "the shifted people include car owners who never labelled"
     # what they would have said: the same people, everyone labelling (only labels differ)
     with Store.create(tmp_path / "said") as said:
-        simulate(said, devices=DEVICES, days=DAYS, label_share=1.0, scenario="shifted",
-                 start=SHIFT_START)
+        simulate_only(said, held, label_share=1.0)
         labels = said.con.execute(
             "SELECT device_id, t_ms, start_ms, end_ms, mode FROM raw_label "
             "WHERE list_contains($d, device_id) ORDER BY device_id, end_ms",

@@ -22,7 +22,7 @@ from parkloop.interpret.baseline import ThresholdRule
 from parkloop.interpret.model import ParkedModel
 from parkloop.interpret.registry import Registry
 from parkloop.store import Store
-from tests.conftest import seed_registry
+from tests.conftest import once, seed_registry
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 THRESHOLDS = {"1": 10.0, "2": 14.0}
@@ -57,8 +57,9 @@ class Server:
         """``loop_interval``: seconds between the server's loop passes (0: only on POST
         /v1/loop/run, so that no pass competes with a test for the CPU); ``workers``: live
         pipeline worker processes. The same worker code runs in a thread with 0, which
-        starts 2-3 s sooner; the tests about the process model (test_live, test_hot_swap,
-        test_faults, test_pipeline) ask for two, whatever the machine's cores."""
+        starts 3-5 s sooner; the tests about the process model (test_live, test_hot_swap,
+        test_faults, test_pipeline) ask for two where it is what they test, whatever the
+        machine's cores."""
         self.store = store
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -119,15 +120,24 @@ class Server:
 @pytest.fixture(scope="session")
 def registry_template(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
     """A store holding no events and a registry with the rule models of :data:`THRESHOLDS`,
-    version 1 published (made once: creating the MLflow database takes seconds)."""
-    root = tmp_path_factory.mktemp("served")
-    store = root / "store"
-    Store.create(store).close()
-    seed_registry(store, mlflow_db)
-    for version, threshold in THRESHOLDS.items():
-        assert register(store, threshold, root) == version
-    Registry(store).publish("1", reason="test champion")
-    return store
+    version 1 published, made once per run (MLflow's import and registering take seconds);
+    copy it before use."""
+    return make_registry_template(tmp_path_factory, mlflow_db)
+
+
+def make_registry_template(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
+    """:func:`registry_template`, for the root conftest too (it makes it while another worker
+    compiles the kernels: it needs none)."""
+
+    def make(root: Path) -> None:
+        store = root / "store"
+        Store.create(store).close()
+        seed_registry(store, mlflow_db)
+        for version, threshold in THRESHOLDS.items():
+            assert register(store, threshold, root) == version
+        Registry(store).publish("1", reason="test champion")
+
+    return once(tmp_path_factory, "served", make) / "store"
 
 
 @pytest.fixture

@@ -53,7 +53,8 @@ def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Https]:
     log = (where / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "parkloop", "serve", "--store", str(store), "--port", str(port),
-         "--loop-interval", "0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
+         "--loop-interval", "0", "--workers", "0",  # TLS is the point, not the pipeline
+         "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
         stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "PARKLOOP_ADMIN_TOKEN": ADMIN_TOKEN})
     served = Https(f"https://127.0.0.1:{port}", store, ssl.create_default_context(cafile=cert))

@@ -2,8 +2,11 @@
 
 kill -9: phones stream batches into ``parkloop serve`` and the whole server (its process group:
 Granian's main process and worker, the pipeline workers) is killed at a random moment, several
-rounds. After each restart, every batch the server acknowledged is stored exactly once and
-whole, and the answers equal a batch build of what is stored. And kill -9 of one pipeline
+rounds; one round's server runs the pipeline in worker processes (so that a kill takes them and
+the forkserver too, and that server starts after a kill), the others in a thread (the store is
+what they are about, and they start seconds sooner). After each restart, every batch the server
+acknowledged is stored exactly once and whole, and the answers equal a batch build of what is
+stored. And kill -9 of one pipeline
 worker under load: no request fails, and the worker is back with the same answers. The
 disk-full test lives in test_disk_full.py.
 """
@@ -30,7 +33,9 @@ T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
 DEVICES = [f"fault-{i:04d}" for i in range(3)]
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ROUNDS = 3
-"""kills per run; each costs a server start (about 8 s here, most of this test's time)"""
+"""kills per run; each costs a server start (3-8 s here, most of this test's time)"""
+PROCESS_ROUND = 1
+"""the round whose server runs two pipeline worker processes (the others: none)"""
 
 
 def batch(device: int, k: int) -> list[dict[str, Any]]:
@@ -128,14 +133,14 @@ def test_kill_9_under_load_loses_no_acknowledged_batch(empty_store: Path) -> Non
     rng = random.Random(20261205)
     phones = Phones()
     seen: list[tuple[int, dict[str, Any]]] = []  # (newest batch, answers) after each restart
-    for _ in range(ROUNDS):
-        server = KillableServer(empty_store)
+    for i in range(ROUNDS):
+        server = KillableServer(empty_store, workers=2 if i == PROCESS_ROUND else 0)
         seen.append((server.caught_up(), server.answers()))
         phones.start(server.url)
         time.sleep(rng.uniform(0.3, 1.5))  # the kill lands anywhere in the stream
         server.kill9()
         phones.stop()
-    server = KillableServer(empty_store)
+    server = KillableServer(empty_store, workers=0)
     seen.append((server.caught_up(), server.answers()))
     server.stop()
 

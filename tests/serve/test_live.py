@@ -1,6 +1,7 @@
 """The live path through a real server: what it answers equals ``facts build`` + batch scoring
 of the same raw events, a restart loses nothing, and a batch that closes a parking leg changes
-the car answer within a second."""
+the car answer within a second (the live path in two pipeline worker processes; the restart
+in one thread)."""
 
 from __future__ import annotations
 
@@ -103,8 +104,10 @@ def test_live_answers_equal_batch_build_and_scoring(streamed: Any) -> None:
 
 
 def test_a_restart_loses_nothing(streamed: Any) -> None:
+    """The restarted server runs the pipeline in a thread where the first ran two worker
+    processes: the answers depend on neither the shards nor the process model."""
     store, live_ends, answers = streamed
-    server = Server(store, workers=2).wait_ready()
+    server = Server(store).wait_ready()
     try:
         for device, ends in live_ends.items():
             assert judged(server, device) == ends

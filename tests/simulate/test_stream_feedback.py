@@ -4,6 +4,7 @@ real server, checked against the simulator's ground truth."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -13,12 +14,11 @@ import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
-from tests.conftest import run_cli, seed_registry
-from tests.serve.conftest import ADMIN_TOKEN, Server, register
+from tests.conftest import run_cli
+from tests.serve.conftest import ADMIN_TOKEN, THRESHOLDS, Server, registry_template  # noqa: F401
 
 from parkloop.facts.geo import haversine_m
 from parkloop.interpret.labels import MATCH_M, MATCH_S
-from parkloop.interpret.registry import Registry
 from parkloop.simulate import truth
 from parkloop.simulate.device import WORLD_STREAM, simulate_device
 from parkloop.simulate.feedback import MISSED_AFTER_S, gives_feedback
@@ -47,15 +47,13 @@ class Fed:
 
 
 @pytest.fixture(scope="module")
-def fed(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Fed:
-    """Two phones x two days streamed twice to a fresh server serving a rule model, all
-    their people giving feedback; what the store then holds."""
-    root = tmp_path_factory.mktemp("fed")
-    store = root / "store"
-    Store.create(store).close()
-    seed_registry(store, mlflow_db)
-    assert register(store, 10.0, root) == "1"
-    Registry(store).publish("1", reason="test champion")
+def fed(tmp_path_factory: pytest.TempPathFactory,
+        registry_template: Path) -> Fed:  # noqa: F811 (a fixture, imported above)
+    """Two phones x two days streamed twice to a fresh server serving a rule model (version
+    1: p85 speed >= 10 m/s), all their people giving feedback; what the store then holds."""
+    assert THRESHOLDS["1"] == 10.0
+    store = tmp_path_factory.mktemp("fed") / "store"
+    shutil.copytree(registry_template, store)
     server = Server(store).wait_ready()
     try:
         kw: dict[str, Any] = dict(devices=DEVICES, days=DAYS, seed=SEED, label_share=0.0,
