@@ -7,6 +7,9 @@ from pathlib import Path
 
 DEFAULT_STORE = Path("parkloop-store")
 STORE_ENV = "PARKLOOP_STORE"
+DEFAULT_RULES = "v1"
+"""the rules version used where none is named (defined here, not in :mod:`parkloop.facts`,
+so that the CLI can name it without importing the facts engine)"""
 
 
 def default_store_path() -> Path:

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, out, print_json
 from parkloop.errors import RejectedInput
-from parkloop.serve.driver import page_link
 from parkloop.serve.tokens import AUTH_FILE, TokenBook
 from parkloop.store import DB_FILE, Store
 
@@ -40,6 +39,8 @@ def token(device_id: Annotated[str, typer.Argument(help="The device to issue a t
     _check_store(store)
     with TokenBook(store) as book:
         clear = book.issue(device_id)
+    from parkloop.serve.driver import page_link  # the web app's modules: only for --link
+
     address = None if link is None else page_link(link, clear)
     if json:
         print_json({"device_id": device_id, "token": clear} |

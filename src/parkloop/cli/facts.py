@@ -20,10 +20,11 @@ from parkloop.cli._common import (
     print_json,
     progress,
 )
-from parkloop.facts.build import build as run_build
-from parkloop.facts.catalog import built_watermark, export_stops, list_versions
-from parkloop.facts.rules import DEFAULT_RULES, load_rules
+from parkloop.config import DEFAULT_RULES
 from parkloop.store import DB_FILE
+
+# the facts engine (numba kernels) is imported by the commands that use it: `parkloop --help`
+# and the other commands start without it
 
 app = typer.Typer(help="Build and list facts (stops, trips, legs, places, leg-end features).",
                   no_args_is_help=True)
@@ -58,6 +59,9 @@ def build(store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES,
     if engine is Engine.duckdb and (spark_master or raw):
         raise typer.BadParameter("--spark-master and --raw go with --engine spark",
                                  param_hint="--engine")
+    from parkloop.facts.build import build as run_build
+    from parkloop.facts.rules import load_rules
+
     version = load_rules(rules, store)
     if engine is Engine.spark:
         from parkloop.facts.spark import build_on_spark
@@ -78,6 +82,8 @@ def build(store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES,
 @app.command("list")
 def list_(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
     """List rules versions (shipped and the store's own) and what each build holds."""
+    from parkloop.facts.catalog import list_versions
+
     has_store = (store / DB_FILE).is_file()
     if has_store:
         with open_store(store, read_only=True) as s:
@@ -103,6 +109,9 @@ def stops(out_file: Annotated[Path, typer.Option("--out", help="CSV file to writ
           store: StoreOpt = DEFAULT, rules: RulesOpt = DEFAULT_RULES) -> None:
     """Write a rules version's stops as CSV: device_id, started_at, finished_at (UTC ISO
     8601), lat, lon, n_fixes, rules_version."""
+    from parkloop.facts.catalog import export_stops
+    from parkloop.facts.rules import load_rules
+
     version = load_rules(rules, store)
     with open_store(store, read_only=True) as s:
         n = export_stops(s, version, out_file)
@@ -151,6 +160,8 @@ def training_set(out_path: Annotated[Path, typer.Option(
     import pyarrow.parquet as pq
 
     from parkloop.errors import FactsError
+    from parkloop.facts.catalog import built_watermark
+    from parkloop.facts.rules import load_rules
 
     version = load_rules(rules, store)
     with open_store(store) as s:

@@ -83,7 +83,7 @@ def serve(store: StoreOpt = DEFAULT,
     os.environ[LOOP_ENV] = "" if loop_interval is None else str(loop_interval)
     os.environ[WORKERS_ENV] = str(default_workers() if workers is None else workers)
     if new:
-        err.print(f"created an empty store at {store}", highlight=False)
+        err.print(f"created an empty store at {store}", highlight=False, soft_wrap=True)
     err.print(f"parkloop serving {store} on {scheme}://{host}:{port} (docs at /docs)",
               highlight=False)
     Granian("parkloop.serve.app:from_env", factory=True, address=host, port=port,

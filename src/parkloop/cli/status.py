@@ -5,12 +5,13 @@ from __future__ import annotations
 from rich.table import Table
 
 from parkloop.cli._common import DEFAULT, JsonOpt, StoreOpt, err, open_store, out, print_json
-from parkloop.status import status as collect
 
 
 def status(store: StoreOpt = DEFAULT, json: JsonOpt = False) -> None:
     """Show what the store holds: raw events by kind, batches, quarantine by reason, and the
     facts of each built rules version, and the registered model versions and the champion."""
+    from parkloop.status import status as collect
+
     with open_store(store, read_only=True) as s:
         data = collect(s)
     if json:

@@ -30,7 +30,6 @@ ENGINE_VERSION = "5"
 same parameters: it is part of every rules identity (tests pin the output to it)."""
 
 SHIPPED = Path(__file__).with_name("rules")
-DEFAULT_RULES = "v1"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 

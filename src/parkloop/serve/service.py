@@ -29,9 +29,10 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from parkloop.config import DEFAULT_RULES
 from parkloop.errors import ParkloopError
 from parkloop.facts.inputs import raw_watermark
-from parkloop.facts.rules import DEFAULT_RULES, RulesVersion, load_rules
+from parkloop.facts.rules import RulesVersion, load_rules
 from parkloop.interpret.model import ParkedModel
 from parkloop.interpret.registry import Registry
 from parkloop.loop.config import load_config
