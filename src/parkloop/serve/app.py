@@ -1,10 +1,10 @@
 """The REST API: FastAPI routes over a :class:`~parkloop.serve.service.Service`.
 
 Everything is under ``/v1`` and described by the OpenAPI document at ``/openapi.json``
-(browsable at ``/docs``). The four hottest paths, ``GET /healthz``, ``GET /readyz``,
-``GET /v1/devices/{device_id}/car`` and ``POST /v1/devices/{device_id}/events``, are plain
-Starlette endpoints: FastAPI's per-request parameter machinery would double their cost. They
-are documented in the same OpenAPI document from the same models.
+(browsable at ``/docs``). The three hottest paths, ``GET /healthz``, ``GET /readyz`` and
+``GET /v1/devices/{device_id}/car``, are plain Starlette endpoints: FastAPI's per-request
+parameter machinery would double their cost, and they take no body. They are documented in the
+same OpenAPI document from the same response models.
 
 Auth: ``Authorization: Bearer TOKEN``. A device token reads and writes its own device only; the
 admin token everything. A missing or unknown token gets 401; another device's token gets 404
@@ -33,7 +33,7 @@ from parkloop.serve.errors import add_error_handlers, error_response
 from parkloop.serve.middleware import JSON, Guard, header
 from parkloop.serve.models import Error
 from parkloop.serve.openapi import document_plain_routes
-from parkloop.serve.routes import api_routes, events_endpoint
+from parkloop.serve.routes import api_routes
 from parkloop.serve.service import Service
 
 log = logging.getLogger("parkloop.serve")
@@ -107,9 +107,7 @@ def create_app(store_path: Path, *, cors_origins: list[str] | None = None,
 
     app.router.routes[:0] = [Route("/healthz", healthz, methods=["GET"]),
                              Route("/readyz", readyz, methods=["GET"]),
-                             Route("/v1/devices/{device_id}/car", car, methods=["GET"]),
-                             Route("/v1/devices/{device_id}/events", events_endpoint(service),
-                                   methods=["POST"])]
+                             Route("/v1/devices/{device_id}/car", car, methods=["GET"])]
 
     # everything else: routers ------------------------------------------------------------
     routes, admin_required = api_routes(service)

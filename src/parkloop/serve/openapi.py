@@ -1,6 +1,5 @@
 """The OpenAPI document: what FastAPI derives, plus the plain Starlette hot paths (health,
-readiness, the car answer, storing events), documented from the same models, and the bearer
-scheme."""
+readiness, the car answer), documented from the same response models, and the bearer scheme."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from parkloop.serve.middleware import JSON
-from parkloop.serve.models import ID, CarAnswerOut, Error, EventsIn, EventsOut, Health, Ready
+from parkloop.serve.models import ID, CarAnswerOut, Error, Health, Ready
 
 
 def document_plain_routes(app: FastAPI) -> None:
@@ -23,7 +22,7 @@ def document_plain_routes(app: FastAPI) -> None:
         spec = get_openapi(title=app.title, version=app.version, description=app.description,
                            routes=app.routes)
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-        for model in (CarAnswerOut, Health, Ready, Error, EventsIn, EventsOut):
+        for model in (CarAnswerOut, Health, Ready, Error):
             schemas[model.__name__] = model.model_json_schema(
                 ref_template="#/components/schemas/{model}")
 
@@ -51,16 +50,6 @@ def document_plain_routes(app: FastAPI) -> None:
                             "schema": {"type": "string"}}],
             "security": [{"bearer": []}],
             "responses": ok(CarAnswerOut, (401, Error), (404, Error), (503, Error))}}
-        spec["paths"]["/v1/devices/{device_id}/events"] = {"post": {
-            "summary": "Post Events", "operationId": "post_events", "tags": ["devices"],
-            "description": "Store a batch of the device's events (durable when answered).",
-            "parameters": [{"name": "device_id", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {JSON: {"schema": {
-                "$ref": "#/components/schemas/EventsIn"}}}},
-            "security": [{"bearer": []}],
-            "responses": ok(EventsOut, (400, Error), (401, Error), (404, Error), (409, Error),
-                            (413, Error), (415, Error), (422, Error))}}
         for operations in spec["paths"].values():  # one id rule, documented everywhere
             for operation in operations.values():
                 for parameter in operation.get("parameters", []):

@@ -1,7 +1,6 @@
-"""The API's routes: FastAPI's, and the plain Starlette endpoint of the busiest write (the
-plain reads are in :mod:`parkloop.serve.app`). Each parses its request, calls a plain
-function (:mod:`parkloop.serve.queries`, the service, the registry), and formats the
-answer."""
+"""The API's FastAPI routes (all but the three plain hot paths of :mod:`parkloop.serve.app`):
+each parses its request, calls a plain function (:mod:`parkloop.serve.queries`, the
+service, the registry), and formats the answer."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from parkloop.errors import ApiError, BatchConflict
 from parkloop.raw.events import parse_events
 from parkloop.serve import auth, queries
 from parkloop.serve.errors import explain
-from parkloop.serve.middleware import JSON, header
+from parkloop.serve.middleware import JSON
 from parkloop.serve.models import (
     ChampionOut,
     DeviceIn,
@@ -76,7 +75,27 @@ def api_routes(service: Service) -> tuple[APIRouter, Callable[[Request], Awaitab
             raise ApiError(503, "not_ready", f"the device's pipeline worker is busy or "
                            f"restarting ({exc or 'no reply'}); try again") from None
 
+    async def store(device_id: str, batch_id: str, events: list[Any]) -> Response:
+        batch = parse_events(device_id, batch_id, events)
+        stored = await asyncio.wrap_future(service.writer.submit(batch))
+        if stored.result.status == "conflict":
+            raise BatchConflict(device_id, batch_id, None, batch.digest())
+        return _json(queries.store_reply(stored))
+
     # devices -------------------------------------------------------------------------------
+    @router.post("/v1/devices/{device_id}/events",
+                 dependencies=token, response_model=EventsOut, tags=["devices"],
+                 openapi_extra={"requestBody": {"required": True, "content": {JSON: {
+                     "schema": EventsIn.model_json_schema(ref_template="#/components/schemas/"
+                                                          "{model}")}}}},
+                 responses={404: {"model": Error}, 409: {"model": Error},
+                            413: {"model": Error}})
+    async def post_events(device_id: str, request: Request) -> Response:
+        """Store a batch of the device's events (durable when answered)."""
+        auth.may_write(await who_is(request), device_id)
+        batch_in = _events_in(await _json_body(request))
+        return await store(device_id, batch_in.batch_id, batch_in.events)
+
     @router.post("/v1/devices/{device_id}/feedback", dependencies=token,
                  response_model=EventsOut, tags=["devices"],
                  responses={404: {"model": Error}, 409: {"model": Error}})
@@ -89,7 +108,7 @@ def api_routes(service: Service) -> tuple[APIRouter, Callable[[Request], Awaitab
             int(time.time() * 1000) if feedback.t is None else feedback.t)
         batch_id = feedback.feedback_id or derived
         try:
-            return await store(service, device_id, batch_id, [event])
+            return await store(device_id, batch_id, [event])
         except BatchConflict:
             # a retry stamped with another receiving time says the same: a duplicate
             if feedback.t is not None:
@@ -220,33 +239,6 @@ def _json(body: Any, status: int = 200) -> Response:
                     media_type=JSON)
 
 
-def events_endpoint(service: Service) -> Callable[[Request], Awaitable[Response]]:
-    """``POST /v1/devices/{device_id}/events`` as a plain Starlette endpoint: the busiest
-    write, where FastAPI's per-request machinery cost as much as the rest of the request
-    (documented in :mod:`parkloop.serve.openapi`)."""
-
-    async def post_events(request: Request) -> Response:
-        device_id = request.path_params["device_id"]
-        who = auth.who(service, header(request.scope, b"authorization"))
-        if who is None:  # before the body is judged
-            raise ApiError(*auth.UNAUTHORIZED)
-        auth.may_write(who, device_id)
-        batch_in = _events_in(await _json_body(request))
-        return await store(service, device_id, batch_in.batch_id, batch_in.events)
-
-    return post_events
-
-
-async def store(service: Service, device_id: str, batch_id: str, events: list[Any]
-                ) -> Response:
-    """Type the device's events and store them as one batch: the reply once it is durable."""
-    batch = parse_events(device_id, batch_id, events)
-    stored = await asyncio.wrap_future(service.writer.submit(batch))
-    if stored.result.status == "conflict":
-        raise BatchConflict(device_id, batch_id, None, batch.digest())
-    return _json(queries.store_reply(stored))
-
-
 def _with_cursor(service: Service, read: Callable[..., Any], *args: Any) -> Any:
     con = service.cursor()
     try:
@@ -274,4 +266,4 @@ def _events_in(body: Any) -> EventsIn:
                        explain(exc.errors())) from None
 
 
-__all__ = ["Limit", "Since", "api_routes", "events_endpoint", "store"]
+__all__ = ["Limit", "Since", "api_routes"]
