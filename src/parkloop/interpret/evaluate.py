@@ -54,6 +54,9 @@ class Scores:
     importance: dict[str, float]
     p_unsaid: np.ndarray | None = None
     """out-of-fold p(parked) of the same rows as strangers' (nothing said), where known"""
+    models: tuple[Any, ...] = ()
+    """the fitted model of each fold (fold k's at k), where kept: the end-to-end evaluation
+    scores the held-out people with them rather than fitting them again"""
 
 
 class Confusion(NamedTuple):
@@ -183,9 +186,11 @@ def cross_validate(data: TrainingSet, name: str, make: Learner, *, folds: int = 
     p = np.zeros(len(data))
     p_unsaid = None if data.X_unsaid is None else np.zeros(len(data))
     drops: list[np.ndarray] = []
+    models = []
     for k in range(int(fold.max()) + 1):
         test = fold == k
         model = make().fit(*data.fit_data(~test & usable))
+        models.append(model)
         p[test] = model.predict_proba(data.X[test])[:, 1]
         if p_unsaid is not None and data.X_unsaid is not None:
             p_unsaid[test] = model.predict_proba(data.X_unsaid[test])[:, 1]
@@ -195,7 +200,8 @@ def cross_validate(data: TrainingSet, name: str, make: Learner, *, folds: int = 
     p.setflags(write=False)
     fold.setflags(write=False)
     return Scores(name, p, float(threshold), fold,
-                  {f: float(v) for f, v in zip(data.features, mean, strict=False)}, p_unsaid)
+                  {f: float(v) for f, v in zip(data.features, mean, strict=False)}, p_unsaid,
+                  tuple(models))
 
 
 def permutation_drops(model: Any, X: np.ndarray, y: np.ndarray, *,

@@ -66,13 +66,16 @@ def people_end_to_end(store: Store, spec: ModelSpec, rules_version: str, data: T
                        for g in data.groups], np.int64)
     for k in np.unique(chosen.fold):
         test = chosen.fold == k
-        model = make().fit(*data.fit_data(usable(~test)))
+        # the fold's model as cross-validation fitted it (the same rows), else fitted here
+        model = chosen.models[k] if len(chosen.models) > k else make().fit(
+            *data.fit_data(usable(~test)))
         if data.y[test].any() and not data.y[test].all():
             drops.append(permutation_drops(model, data.X[test], data.y[test],
                                            seed=spec.train.seed))
         held_out = sorted(set(data.groups[test].tolist()))
         told = test & (ended_ms <= cutoff)  # what the held-out people said early on
-        warm_model = make().fit(*data.fit_data(usable(~test | told)))
+        warm_model = make().fit(*data.fit_data(usable(~test | told))) if told.any() \
+            else model  # nobody held out here said anything early: warm is cold
         for person in held_out:
             for how, fitted in (("cold", model), ("warm", warm_model)):
                 pm = ParkedModel(fitted, data.features, chosen.threshold, chosen.name,
