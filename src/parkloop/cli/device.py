@@ -39,9 +39,11 @@ def token(device_id: Annotated[str, typer.Argument(help="The device to issue a t
     _check_store(store)
     with TokenBook(store) as book:
         clear = book.issue(device_id)
-    from parkloop.serve.driver import page_link  # the web app's modules: only for --link
+    address = None
+    if link is not None:
+        from parkloop.serve.driver import page_link  # the web app's modules: only for --link
 
-    address = None if link is None else page_link(link, clear)
+        address = page_link(link, clear)
     if json:
         print_json({"device_id": device_id, "token": clear} |
                    ({} if address is None else {"link": address}))
