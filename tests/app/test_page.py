@@ -150,7 +150,7 @@ def test_the_car_is_where_the_person_parked(recorded: Recorded, app_server: Serv
     assert p.fits()
 
 
-def test_yes_no_and_i_parked_here(recorded: Recorded) -> None:
+def test_yes_no_and_i_parked_here(recorded: Recorded, app_server: Server) -> None:
     p = recorded.phone
     page = p.page
     p.lose_next.add("feedback")  # "yes" is stored, its answer lost: the retry is a duplicate
@@ -170,6 +170,15 @@ def test_yes_no_and_i_parked_here(recorded: Recorded) -> None:
     expect(sent).to_have_count(3)
     expect(page.locator("#sent-list li[data-state=waiting]")).to_have_count(0)
     p.shot("4-answered")
+    # the server's answer is now where the person pinned the car (their newest position)
+    last, auth = recorded.trip.fixes[-1], {"Authorization": f"Bearer {recorded.token}"}
+    deadline = time.monotonic() + 10
+    while (car := httpx.get(f"{app_server.url}/v1/devices/{DEVICE}/car", headers=auth,
+                            timeout=10).json())["reason"] != "you said you parked here":
+        assert time.monotonic() < deadline, car
+        time.sleep(0.05)
+    assert (car["status"], car["p_parked"]) == ("parked", None)
+    assert (car["lat"], car["lon"]) == pytest.approx((last.lat, last.lon))
 
 
 def test_a_reload_while_recording_loses_no_fix(browser: Any, app_server: Server,

@@ -233,3 +233,51 @@ def test_export_writes_the_parked_csv(store: Store, tmp_path: Path) -> None:
     assert (float(lat), float(lon)) == pytest.approx(north(HOME, 3000))
     assert float(p) == 1.0
     assert len(rows) == 2
+
+
+def say(store: Store, device: str, at_ms: int, where: tuple[float, float], parked: bool,
+        said_h: float) -> None:
+    """The person's word about a parking answer, as the API stores it (a feedback event)."""
+    from parkloop.raw.events import parse_events
+    from parkloop.raw.log import store_batch
+
+    store_batch(store, parse_events(device, f"fb-{at_ms}-{parked}-{said_h}", [{
+        "kind": "feedback", "t": T0 + int(said_h * HOUR), "parked_at": at_ms,
+        "lat": where[0], "lon": where[1], "parked": parked}]))
+
+
+def test_what_the_person_said_about_a_parking_answer_is_the_answer(store: Store) -> None:
+    work, shop, pin = north(HOME, 3000), north(HOME, 5000), north(HOME, 7000)
+    at_work = add_leg(store, "d", 1, 1.5, HOME, work, DRIVE_MPS)  # the model calls it parked
+    at_shop = add_leg(store, "d", 3, 3.2, north(work, 500), shop, BUS_MPS)  # it does not
+    judge(store)
+    assert where_is_car(store, "d", "1", RULES).parked_at_ms == at_work
+
+    say(store, "d", at_work, work, parked=False, said_h=4)  # "no, I did not park here"
+    answer = where_is_car(store, "d", "1", RULES)
+    assert (answer.status, answer.reason) == (
+        "unknown", "no parking event known: you said you did not park where parkloop thought")
+
+    say(store, "d", at_shop, shop, parked=True, said_h=4.1)  # "yes" where the model said no
+    answer = where_is_car(store, "d", "1", RULES)
+    assert (answer.status, answer.parked_at_ms, answer.reason) == (
+        "parked", at_shop, "you said you parked here")
+    assert (answer.lat, answer.lon) == pytest.approx(shop)
+    assert answer.p_parked == 0.0  # the model's own judgement stays in the answer
+
+    pinned_at = T0 + 5 * HOUR
+    say(store, "d", pinned_at, pin, parked=True, said_h=5)  # "I parked here": no leg end
+    answer = where_is_car(store, "d", "1", RULES)
+    assert (answer.status, answer.parked_at_ms, answer.p_parked) == ("parked", pinned_at, None)
+    assert (answer.lat, answer.lon) == pytest.approx(pin)
+
+    say(store, "d", pinned_at, pin, parked=False, said_h=5.1)  # changed their mind
+    assert where_is_car(store, "d", "1", RULES).parked_at_ms == at_shop
+    say(store, "d", pinned_at, pin, parked=True, said_h=5.2)   # and back
+    assert where_is_car(store, "d", "1", RULES).parked_at_ms == pinned_at
+
+    add_leg(store, "d", 6, 6.5, north(pin, 50), HOME, BUS_MPS)  # driven from the pin
+    rebuilt(store)
+    judge(store)
+    assert where_is_car(store, "d", "1", RULES).status == "driven_away"
+    assert where_is_car(store, "other", "1", RULES).status == "unknown"  # nobody else's word

@@ -33,6 +33,7 @@ from parkloop.facts.features import Signals
 from parkloop.facts.pipeline import DeviceFacts, Fixes, _stops, device_facts
 from parkloop.facts.places import PlaceState, assign
 from parkloop.facts.rules import RulesVersion
+from parkloop.facts.said import Statements
 from parkloop.facts.tables import SCHEMAS
 
 END = {"facts_stop": "finished_ms", "facts_trip": "finished_ms", "facts_leg": "finished_ms",
@@ -75,6 +76,11 @@ class DeviceStream:
         self.late = 0
         self._last_tables: dict[str, pa.Table] = {
             name: schema.empty_table() for name, schema in SCHEMAS.items()}
+
+    @property
+    def statements(self) -> Statements:
+        """Everything the person said so far (labels, feedback), in canonical order."""
+        return self._signals.statements
 
     def push(self, t_ms: np.ndarray, lat: np.ndarray, lon: np.ndarray,
              accuracy_m: np.ndarray | None = None, altitude_m: np.ndarray | None = None,

@@ -9,6 +9,8 @@ end's features, so the current build's leg ends are judged when asked
 
 "Where is my car?" for a device is its latest parking event, until a later vehicle leg
 starts within :data:`MOVED_M` of it: then the car has moved on and the answer is unknown.
+The person's own word about parking answers counts in it (:func:`car_answer`): "no, I did not
+park here" takes a parking event back, "yes" or "I parked here" makes one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import pyarrow as pa
 from parkloop.errors import ModelError
 from parkloop.facts.catalog import built_watermark
 from parkloop.facts.geo import haversine_m
+from parkloop.facts.said import Statements
+from parkloop.interpret.labels import MATCH_M, MATCH_S
 from parkloop.interpret.model import CALLS, one_thread
 
 if TYPE_CHECKING:
@@ -138,19 +142,44 @@ class CarAnswer:
 
 
 def car_answer(device_id: str, ends: pa.Table, drives: pa.Table, version: str | None,
-               rules_version: str) -> CarAnswer:
+               rules_version: str, said: Statements | None = None) -> CarAnswer:
     """The answer made of a device's judged leg ends (``ended_ms, lat, lon, p_parked,
     parked``) and its vehicle legs (``started_ms, start_lat, start_lon``): the latest parking
     event, unless a later vehicle leg started within :data:`MOVED_M` of it. Batch
-    (:func:`where_is_car`) and live serving both answer through here."""
-    parked = np.flatnonzero(np.asarray(ends.column("parked"), bool))
-    if not len(parked):
-        return CarAnswer(device_id, "unknown", None, None, None, None, version, rules_version,
-                         _why_unknown(ends))
+    (:func:`where_is_car`) and live serving both answer through here.
+
+    ``said``: the person's statements; those about a parking answer (feedback: they have a
+    position) count, in the order they were said. "No" takes back the parking events it is
+    about (within :data:`~parkloop.interpret.labels.MATCH_S` and
+    :data:`~parkloop.interpret.labels.MATCH_M`), whatever the model called; "yes" makes the
+    leg ends it is about parking events, or, where it is about none ("I parked here"), is one
+    itself, at the time and place it names."""
     ended = np.asarray(ends.column("ended_ms"), np.int64)
-    last = int(parked[np.argmax(ended[parked])])
-    lat, lon = float(ends.column("lat")[last].as_py()), float(ends.column("lon")[last].as_py())
-    later = np.asarray(drives.column("started_ms"), np.int64) > ended[last]
+    lat_e = np.asarray(ends.column("lat"), float)
+    lon_e = np.asarray(ends.column("lon"), float)
+    parked = np.asarray(ends.column("parked"), bool).copy()
+    told = np.zeros(len(ended), bool)  # parking events by the person's word
+    pins: list[tuple[int, float, float]] = []
+    if said is not None:
+        for i in np.argsort(said.said_ms, kind="stable"):
+            if not np.isfinite(said.lat[i]):
+                continue  # a label: about a trip's mode, not about a parking answer
+            t, la, lo, yes = int(said.about_ms[i]), said.lat[i], said.lon[i], bool(said.car[i])
+            near = (np.abs(ended - t) <= MATCH_S * 1000) & (
+                haversine_m(la, lo, lat_e, lon_e) <= MATCH_M)
+            parked[near], told[near] = yes, yes
+            pins = [p for p in pins if not _about(p, t, la, lo)]
+            if yes and not near.any():
+                pins.append((t, float(la), float(lo)))
+    events = [(int(ended[k]), float(lat_e[k]), float(lon_e[k]), k)
+              for k in np.flatnonzero(parked)] + [(*p, -1) for p in pins]
+    if not events:
+        taken_back = bool(np.any(np.asarray(ends.column("parked"), bool) & ~parked))
+        return CarAnswer(device_id, "unknown", None, None, None, None, version, rules_version,
+                         "no parking event known: you said you did not park where parkloop "
+                         "thought" if taken_back else _why_unknown(ends))
+    at, lat, lon, k = max(events)
+    later = np.asarray(drives.column("started_ms"), np.int64) > at
     if later.any():
         dist = haversine_m(lat, lon, np.asarray(drives.column("start_lat"))[later],
                            np.asarray(drives.column("start_lon"))[later])
@@ -158,9 +187,15 @@ def car_answer(device_id: str, ends: pa.Table, drives: pa.Table, version: str | 
             return CarAnswer(device_id, "driven_away", None, None, None, None, version,
                              rules_version, "the car was driven away from where it was last "
                              "parked")
-    return CarAnswer(device_id, "parked", lat, lon, int(ended[last]),
-                     float(ends.column("p_parked")[last].as_py()), version, rules_version,
-                     "parked")
+    p = None if k < 0 else float(ends.column("p_parked")[k].as_py())
+    return CarAnswer(device_id, "parked", lat, lon, at, p, version, rules_version,
+                     "you said you parked here" if k < 0 or told[k] else "parked")
+
+
+def _about(pin: tuple[int, float, float], t: int, lat: float, lon: float) -> bool:
+    """Whether a statement at ``t``, (``lat``, ``lon``) is about the same parking as ``pin``."""
+    return abs(pin[0] - t) <= MATCH_S * 1000 and \
+        float(haversine_m(lat, lon, pin[1], pin[2])) <= MATCH_M
 
 
 def _why_unknown(ends: pa.Table) -> str:
@@ -180,7 +215,8 @@ def _why_unknown(ends: pa.Table) -> str:
 
 
 def where_is_car(store: Store, device_id: str, version: str, rules_version: str) -> CarAnswer:
-    """The device's answer from the store: its judged leg ends of the current build."""
+    """The device's answer from the store: its judged leg ends of the current build and
+    what the person said about parking answers."""
     store.con.execute(DDL)
     current = _CURRENT if built_watermark(store, rules_version) is not None else "false"
     ends = store.con.sql(f"""
@@ -195,4 +231,10 @@ def where_is_car(store: Store, device_id: str, version: str, rules_version: str)
     ).to_arrow_table() if current != "false" else pa.table(
         {"started_ms": pa.array([], pa.int64()), "start_lat": pa.array([], pa.float64()),
          "start_lon": pa.array([], pa.float64())})
-    return car_answer(device_id, ends, drives, version, rules_version)
+    fb = store.con.execute(
+        "SELECT t_ms, parked_at_ms, lat, lon, parked FROM raw_feedback WHERE device_id = ?",
+        [device_id]).fetchnumpy()
+    none = np.zeros(0, np.int64)
+    said = Statements.from_events(none, none, np.zeros(0, object), fb["t_ms"],
+                                  fb["parked_at_ms"], fb["lat"], fb["lon"], fb["parked"])
+    return car_answer(device_id, ends, drives, version, rules_version, said)

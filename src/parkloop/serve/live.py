@@ -275,7 +275,8 @@ class Live:
                              self.rules.identity, "no model is published yet")
         ends, drives = self._inputs(device, np.concatenate([p_final, p_open]),
                                     champion.model)
-        return car_answer(device, ends, drives, champion.version, self.rules.identity)
+        return car_answer(device, ends, drives, champion.version, self.rules.identity,
+                          self._devices[device].stream.statements)
 
     @staticmethod
     def _since(dev: _Device, answer: CarAnswer, now: int) -> int | None:
