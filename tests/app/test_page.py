@@ -179,6 +179,8 @@ def test_yes_no_and_i_parked_here(recorded: Recorded, app_server: Server) -> Non
         time.sleep(0.05)
     assert (car["status"], car["p_parked"]) == ("parked", None)
     assert (car["lat"], car["lon"]) == pytest.approx((last.lat, last.lon))
+    page.clock.run_for(30_000)  # the page's next look at the answer
+    expect(page.locator("#car-sure")).to_have_text("You said you parked here.")
 
 
 def test_a_reload_while_recording_loses_no_fix(browser: Any, app_server: Server,

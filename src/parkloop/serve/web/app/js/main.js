@@ -8,6 +8,7 @@ import {ago, fromYou, geoLink, headline, sureness, when} from "./words.js";
 
 const $ = (sel) => document.querySelector(sel);
 const REFRESH_MS = 30_000;
+const SAID = "you said you parked here";  // the answer's reason where the person's word made it
 const SHOWN_EVENTS = 10;
 const SHOWN_SENT = 8;
 
@@ -144,7 +145,8 @@ function drawCar() {
   $("#car").dataset.status = a.status;
   $("#car-title").textContent = headline(a);
   $("#car-when").textContent = parked && at ? `Parked ${when(at)} (${ago(at)})` : "";
-  $("#car-sure").textContent = parked ? (sureness(a.p_parked) && `${sureness(a.p_parked)}.`)
+  $("#car-sure").textContent = parked ? (a.reason === SAID ? "You said you parked here."
+    : sureness(a.p_parked) && `${sureness(a.p_parked)}.`)
     : a.reason ? `parkloop says: ${a.reason}.` : "";
   const me = here();
   $("#car-where").textContent = parked && me ? `It is ${fromYou(me, a.lat, a.lon)}.` : "";
