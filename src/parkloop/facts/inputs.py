@@ -18,9 +18,9 @@ as Spark hands them to a worker (:func:`arrow_inputs`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,8 @@ from parkloop.facts.features import ON_FOOT, Signals
 from parkloop.facts.pipeline import Fixes
 from parkloop.facts.said import Statements
 from parkloop.raw.stats import raw_watermark
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import duckdb
@@ -143,28 +145,34 @@ def read_batches(con: duckdb.DuckDBPyConnection, lo: int, hi: int, *, devices: s
 def merge_reads(earlier: Read, later: Read) -> Read:
     """Two :func:`read_batches` of consecutive ranges as one read of both ranges gives them:
     fixes in arrival order, signals in time order, statements in canonical order."""
-    fixes = dict(earlier[0])
-    for device, f in later[0].items():
-        a = fixes.get(device)
-        if a is None:
-            fixes[device] = f
-            continue
-        t, lat, lon, acc, alt = (np.concatenate([x, y]) for x, y in zip(
-            (a.t_ms, a.lat, a.lon, a.accuracy_m, a.altitude_m),
-            (f.t_ms, f.lat, f.lon, f.accuracy_m, f.altitude_m), strict=True))
-        fixes[device] = Fixes(t, lat, lon, acc, alt, np.arange(len(t), dtype=np.int64))
-    signals = dict(earlier[1])
-    for device, g in later[1].items():
-        e = signals.get(device)
-        if e is None:
-            signals[device] = g
-            continue
-        link_ms, link_on = _by_time(e.link_ms, e.link_connected, g.link_ms, g.link_connected)
-        act_ms, act_foot = _by_time(e.activity_ms, e.activity_on_foot, g.activity_ms,
-                                    g.activity_on_foot)
-        signals[device] = Signals(link_ms, link_on, act_ms, act_foot,
-                                  e.statements.extend(g.statements))
-    return fixes, signals
+    return (_by_device(earlier[0], later[0], _then_fixes),
+            _by_device(earlier[1], later[1], _then_signals))
+
+
+def _by_device(earlier: dict[str, _T], later: dict[str, _T], then: Callable[[_T, _T], _T]
+               ) -> dict[str, _T]:
+    """Each device's rows of ``earlier`` and ``later`` as one (``then`` joins a device's)."""
+    out = dict(earlier)
+    for device, rows in later.items():
+        first = out.get(device)
+        out[device] = rows if first is None else then(first, rows)
+    return out
+
+
+def _then_fixes(a: Fixes, b: Fixes) -> Fixes:
+    """Fixes ``b`` arrived after ``a``: in arrival order."""
+    t, lat, lon, acc, alt = (np.concatenate([x, y]) for x, y in zip(
+        (a.t_ms, a.lat, a.lon, a.accuracy_m, a.altitude_m),
+        (b.t_ms, b.lat, b.lon, b.accuracy_m, b.altitude_m), strict=True))
+    return Fixes(t, lat, lon, acc, alt, np.arange(len(t), dtype=np.int64))
+
+
+def _then_signals(a: Signals, b: Signals) -> Signals:
+    """Signals ``b`` arrived after ``a``: in time order, statements in canonical order."""
+    link_ms, link_on = _by_time(a.link_ms, a.link_connected, b.link_ms, b.link_connected)
+    act_ms, act_foot = _by_time(a.activity_ms, a.activity_on_foot, b.activity_ms,
+                                b.activity_on_foot)
+    return Signals(link_ms, link_on, act_ms, act_foot, a.statements.extend(b.statements))
 
 
 def _by_time(t1: np.ndarray, v1: np.ndarray, t2: np.ndarray, v2: np.ndarray

@@ -161,9 +161,8 @@ def car_answer(device_id: str, ends: pa.Table, drives: pa.Table, version: str | 
     told = np.zeros(len(ended), bool)  # parking events by the person's word
     pins: list[tuple[int, float, float]] = []
     if said is not None:
-        for i in np.argsort(said.said_ms, kind="stable"):
-            if not np.isfinite(said.lat[i]):
-                continue  # a label: about a trip's mode, not about a parking answer
+        about_answers = np.flatnonzero(np.isfinite(said.lat))  # labels are about trips' modes
+        for i in about_answers[np.argsort(said.said_ms[about_answers], kind="stable")]:
             t, la, lo, yes = int(said.about_ms[i]), said.lat[i], said.lon[i], bool(said.car[i])
             near = (np.abs(ended - t) <= MATCH_S * 1000) & (
                 haversine_m(la, lo, lat_e, lon_e) <= MATCH_M)
